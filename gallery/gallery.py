@@ -1,0 +1,175 @@
+"""The registered likenesses as one object: database rows, reference files and the FAISS index.
+
+The database is the source of truth; the index is derived from the stored embeddings, saved as
+crash-safe snapshots, and rebuilt from the database whenever it does not match the database's
+gallery version (another process changed the gallery, or a snapshot was lost).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from gallery.enroll import EnrollmentResult
+from gallery.index import VectorIndex
+from gallery.index_config import IndexConfig
+from gallery.index_errors import VectorIndexError
+from gallery.store import GalleryStore
+from pipeline.types import IdentityInfo, ReferenceHit
+
+log = logging.getLogger(__name__)
+
+FACE_DIM = 512
+
+
+class Gallery:
+    """Implements the pipeline's GallerySearcher over the face index."""
+
+    def __init__(self, home: Path, store: GalleryStore, index_config: IndexConfig | None = None):
+        self.home = Path(home)
+        self.store = store
+        self._index_config = index_config or IndexConfig()
+        self._index_dir = self.home / "index" / "faces"
+        self._references_dir = self.home / "references"
+        self._index: VectorIndex | None = None
+        self._owners: dict[int, str] = {}
+        self._identities: dict[str, IdentityInfo] = {}
+        self.version = -1
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Load the current gallery version if it changed; True when something was reloaded."""
+        current = self.store.version()
+        if current == self.version and self._index is not None:
+            return False
+        references = self.store.references()
+        self._owners = {ref.id: ref.identity_id for ref in references}
+        self._identities = {info.id: info for info, _ in self.store.identities()}
+        self._index = self._load_or_rebuild(current, references)
+        self.version = current
+        return True
+
+    def _load_or_rebuild(self, version: int, references) -> VectorIndex:
+        try:
+            if self._sidecar().get("gallery_version") == version:
+                index = VectorIndex.load(self._index_dir, self._index_config)
+                if len(index) == len(references):
+                    return index
+        except (VectorIndexError, OSError, ValueError) as exc:
+            log.warning("face index snapshot unusable, rebuilding from the database: %s", exc)
+        index = self._build(references)
+        with self._lock():
+            self._save(index, version)
+        return index
+
+    def _build(self, references) -> VectorIndex:
+        index = VectorIndex(FACE_DIM, self._index_config)
+        if references:
+            index.add(np.array([r.id for r in references], dtype=np.int64),
+                      np.stack([r.embedding for r in references]))
+        return index
+
+    def _sidecar(self) -> dict:
+        path = self._index_dir / "gallery_version.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _save(self, index: VectorIndex, version: int) -> None:
+        self._index_dir.mkdir(parents=True, exist_ok=True)
+        index.save(self._index_dir)
+        tmp = self._index_dir / "gallery_version.json.tmp"
+        tmp.write_text(json.dumps({"gallery_version": version, "index_version": index.version}))
+        os.replace(tmp, self._index_dir / "gallery_version.json")
+
+    def __len__(self) -> int:
+        self.refresh()
+        return len(self._index)
+
+    def search(self, embeddings: np.ndarray, k: int) -> list[list[ReferenceHit]]:
+        self.refresh()
+        if len(self._index) == 0:
+            return [[] for _ in range(len(embeddings))]
+        sims, ids = self._index.search(np.asarray(embeddings, dtype=np.float32), min(k, len(self._index)))
+        return [[ReferenceHit(self._owners[int(i)], float(s)) for s, i in zip(row_s, row_i) if i >= 0]
+                for row_s, row_i in zip(sims, ids)]
+
+    def identity(self, identity_id: str) -> IdentityInfo:
+        return self._identities[identity_id]
+
+    def identities(self, owner: str | None = None) -> list[tuple[IdentityInfo, int]]:
+        return self.store.identities(owner)
+
+    # -- changing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer of index snapshots at a time across processes on this home directory."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / ".gallery.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def add(self, name: str, kind: str, owner: str, policy: str, authorized: list[str],
+            enrollment: EnrollmentResult) -> IdentityInfo:
+        """Register an identity from accepted references; copies of the photos stay private to it."""
+        if not enrollment.accepted:
+            raise ValueError("no reference was accepted; nothing registered")
+        with self._lock():
+            staged = self._references_dir / f".staging-{os.getpid()}"
+            staged.mkdir(parents=True, exist_ok=True, mode=0o700)
+            references = []
+            for ref in enrollment.accepted:
+                target = staged / f"{ref.sha256}{ref.path.suffix.lower()}"
+                shutil.copyfile(ref.path, target)
+                references.append(dict(
+                    source_name=ref.path.name, sha256=ref.sha256, stored_path=target.name,
+                    embedding=ref.embedding.astype(np.float32).tobytes(),
+                    face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw}))
+            info, ids, version = self.store.add_identity(name, kind, owner, policy, authorized, references)
+            os.replace(staged, self._references_dir / info.id)
+            self.refresh_after_change(version, add=(ids, [r.embedding for r in enrollment.accepted]))
+            return info
+
+    def remove(self, identity_id: str, owner: str | None = None) -> IdentityInfo:
+        """Delete an identity for good: rows, vectors (new snapshot, old ones pruned) and photos."""
+        with self._lock():
+            info = self.store.identity(identity_id)
+            if info is None or (owner is not None and info.owner != owner):
+                raise KeyError(f"no likeness with id {identity_id}")
+            ids, _, version = self.store.remove_identity(identity_id, owner)
+            shutil.rmtree(self._references_dir / identity_id, ignore_errors=True)
+            self.refresh_after_change(version, remove=ids)
+            return info
+
+    def refresh_after_change(self, version: int, add=None, remove=None) -> None:
+        """Apply one change to the loaded index without a rebuild when it is current, then save."""
+        if self._index is None or self.version != version - 1:
+            self.version = -1
+            self._lock_free_refresh(version)
+            return
+        if add is not None:
+            self._index.add(np.array(add[0], dtype=np.int64), np.stack(add[1]))
+        if remove is not None:
+            self._index.remove(np.array(remove, dtype=np.int64))
+        self._owners = {ref.id: ref.identity_id for ref in self.store.references()}
+        self._identities = {info.id: info for info, _ in self.store.identities()}
+        self._save(self._index, version)
+        self.version = version
+
+    def _lock_free_refresh(self, version: int) -> None:
+        references = self.store.references()
+        self._owners = {ref.id: ref.identity_id for ref in references}
+        self._identities = {info.id: info for info, _ in self.store.identities()}
+        index = self._build(references)
+        self._save(index, version)
+        self._index, self.version = index, version

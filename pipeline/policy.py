@@ -1,0 +1,159 @@
+"""Matches + synthetic-media evidence + each rights holder's policy → findings and a verdict.
+
+Pure decision logic; every action carries its reasons in words a reviewer understands.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from pipeline.types import IdentityInfo, Track, TrackMatch
+
+
+class Action(str, enum.Enum):
+    ALLOW = "allow"
+    LABEL = "label"        # force an AI label
+    REVIEW = "review"      # uncertain: a human decides
+    RESTRICT = "restrict"  # limit distribution
+    BLOCK = "block"
+
+
+SEVERITY = {Action.ALLOW: 0, Action.LABEL: 1, Action.REVIEW: 2, Action.RESTRICT: 3, Action.BLOCK: 4}
+
+
+class Policy(str, enum.Enum):
+    """What a rights holder allows others to do with their likeness."""
+
+    ALLOW = "allow"                    # any use, AI included (unlabelled AI still gets a label)
+    AI_IF_LABELLED = "ai_if_labelled"  # real footage fine; AI use only when labelled as AI
+    NO_AI = "no_ai"                    # real footage fine; no AI-generated use at all
+    NO_USE = "no_use"                  # no use by others: AI blocked, real footage reviewed
+
+
+DEFAULT_POLICY = Policy.AI_IF_LABELLED
+
+
+class AiLevel(str, enum.Enum):
+    DECLARED = "declared"    # the file itself declares AI generation (provenance): decisive
+    LIKELY = "likely"        # detectors agree strongly
+    POSSIBLE = "possible"    # some signal, not enough to act on alone
+    NONE = "none"            # no evidence (which proves nothing)
+
+
+class PolicyConfig(BaseModel):
+    ai_likely_score: float = Field(
+        0.75, ge=0.0, le=1.0, description="Fused synthetic score from which content counts as AI "
+        "without a declaration. Learned detectors generalise poorly, so keep this high.")
+    ai_possible_score: float = Field(
+        0.45, ge=0.0, le=1.0, description="Fused synthetic score from which a protected likeness "
+        "goes to human review.")
+
+
+@dataclass(frozen=True)
+class AiEvidence:
+    level: AiLevel
+    score: float
+    label_present: bool
+    summary: str             # one line: which signals say what
+
+
+def ai_level(score: float, declared: bool, config: PolicyConfig) -> AiLevel:
+    if declared:
+        return AiLevel.DECLARED
+    if score >= config.ai_likely_score:
+        return AiLevel.LIKELY
+    if score >= config.ai_possible_score:
+        return AiLevel.POSSIBLE
+    return AiLevel.NONE
+
+
+@dataclass
+class Finding:
+    identity: IdentityInfo
+    category: str            # impersonation | portrait_rights | ip_character
+    confidence: float
+    tracks: list[Track]
+    matches: list[TrackMatch]    # one per track, in the same order
+    match: TrackMatch            # the strongest of them
+    action: Action
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    reasons: list[str]
+
+
+def match_confidence(similarity: float, threshold: float, review_threshold: float) -> float:
+    """Similarity → confidence: 0.25 at the review threshold, 0.5 at the match threshold, ~0.99
+    a quarter of a unit above it (piecewise linear, clipped)."""
+    if similarity <= review_threshold:
+        return max(0.0, 0.25 * (1 - (review_threshold - similarity) / max(review_threshold, 1e-6)))
+    if similarity <= threshold:
+        return 0.25 + 0.25 * (similarity - review_threshold) / max(threshold - review_threshold, 1e-6)
+    return min(0.99, 0.5 + 0.49 * (similarity - threshold) / 0.25)
+
+
+def category_for(identity: IdentityInfo, ai: AiEvidence) -> str:
+    if identity.kind == "character":
+        return "ip_character"
+    return "impersonation" if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY) else "portrait_rights"
+
+
+def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, uploader: str | None,
+                   ) -> tuple[Action, list[str]]:
+    """The action for one registered likeness found in the video, with its reasons."""
+    who = f"{identity.name} ({identity.kind}, owner {identity.owner})"
+    if uploader is not None and (uploader == identity.owner or uploader in identity.authorized_uploaders):
+        return Action.ALLOW, [f"uploader {uploader} is authorised by the owner of {who}"]
+    weak = match.status == "weak"
+    policy = Policy(identity.policy)
+    is_ai = ai.level in (AiLevel.DECLARED, AiLevel.LIKELY)
+    ai_words = {AiLevel.DECLARED: "the file declares AI generation",
+                AiLevel.LIKELY: "detectors find it likely AI-generated",
+                AiLevel.POSSIBLE: "detectors find it possibly AI-generated",
+                AiLevel.NONE: "no evidence of AI generation"}[ai.level]
+    if weak:
+        if ai.level is AiLevel.NONE and policy is not Policy.NO_USE:
+            return Action.ALLOW, [f"uncertain resemblance to {who}; {ai_words}"]
+        return Action.REVIEW, [f"possible appearance of {who} ({match.reason}); {ai_words}"]
+    if policy is Policy.ALLOW:
+        return Action.ALLOW, [f"{who} appears; the owner's policy allows any use"]
+    if is_ai:
+        if policy is Policy.AI_IF_LABELLED:
+            if ai.label_present:
+                return Action.ALLOW, [f"AI-generated likeness of {who}, labelled as AI as the owner's policy requires"]
+            return Action.RESTRICT, [f"AI-generated likeness of {who} without an AI label; {ai_words}; "
+                                     "the owner allows AI use only when labelled"]
+        return Action.BLOCK, [f"AI-generated likeness of {who}; {ai_words}; the owner's policy forbids AI use"]
+    if ai.level is AiLevel.POSSIBLE:
+        return Action.REVIEW, [f"{who} appears and {ai_words}; a person should check before it spreads"]
+    if policy is Policy.NO_USE:
+        return Action.REVIEW, [f"{who} appears in real footage; the owner's policy forbids use by others, "
+                               "a person should judge (news and commentary may be fair use)"]
+    return Action.ALLOW, [f"{who} appears in footage with {ai_words}; the owner's policy allows real footage"]
+
+
+def content_action(ai: AiEvidence) -> tuple[Action, list[str]]:
+    """What the video needs regardless of who is in it: unlabelled AI content gets a label."""
+    if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY) and not ai.label_present:
+        return Action.LABEL, [f"AI-generated content without a visible AI label ({ai.summary})"]
+    if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY):
+        return Action.ALLOW, [f"AI-generated content, labelled ({ai.summary})"]
+    return Action.ALLOW, []
+
+
+def verdict(findings: list[Finding], ai: AiEvidence) -> Verdict:
+    """The most severe action wins; all reasons that led to a non-allow action are kept."""
+    action, reasons = content_action(ai)
+    for finding in findings:
+        if SEVERITY[finding.action] > SEVERITY[action]:
+            action = finding.action
+        if finding.action is not Action.ALLOW:
+            reasons = reasons + finding.reasons
+    if action is Action.ALLOW and not reasons:
+        reasons = ["no protected likeness used against its owner's policy and no unlabelled AI content found"]
+    return Verdict(action, reasons)

@@ -1,0 +1,93 @@
+"""ScanResult → the report JSON of DESIGN.md (stable keys; more may be added)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from pipeline.policy import Finding
+from pipeline.scan import ScanResult
+from pipeline.types import IdentityInfo, Track, TrackMatch
+
+MAX_EVIDENCE = 5
+
+
+def _r(value: float, digits: int = 3) -> float:
+    return round(float(value), digits)
+
+
+def _identity(info: IdentityInfo) -> dict:
+    return {"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner}
+
+
+def _track(track: Track, match: TrackMatch) -> dict:
+    matched = None
+    if match.identity is not None:
+        matched = {"identity_id": match.identity.id, "name": match.identity.name, "kind": match.identity.kind,
+                   "similarity": _r(match.similarity)}
+    return {
+        "track_id": track.track_id, "start_s": _r(track.start_s), "end_s": _r(track.end_s),
+        "faces": len(track.faces), "usable_faces": len(track.usable_faces), "match": matched,
+        "decision": {"status": match.status, "reason": match.reason,
+                     "candidate": match.candidate.name if match.candidate else None,
+                     "similarity": _r(match.similarity), "margin": _r(match.margin),
+                     "vote_fraction": _r(match.vote_fraction)},
+    }
+
+
+def _evidence(finding: Finding) -> list[dict]:
+    """The best frames of the finding: usable faces with the highest similarity."""
+    items = []
+    for track, match in zip(finding.tracks, finding.matches):
+        for face, sim in zip(track.usable_faces, match.face_similarities):
+            items.append({"t_s": _r(face.t_s), "bbox": [_r(v, 1) for v in face.bbox], "similarity": _r(sim),
+                          "track_id": track.track_id})
+    items.sort(key=lambda e: e["similarity"], reverse=True)
+    return items[:MAX_EVIDENCE]
+
+
+def _finding(finding: Finding) -> dict:
+    return {
+        "identity": _identity(finding.identity), "category": finding.category, "confidence": finding.confidence,
+        "start_s": _r(min(t.start_s for t in finding.tracks)), "end_s": _r(max(t.end_s for t in finding.tracks)),
+        "similarity": _r(finding.match.similarity), "status": finding.match.status,
+        "tracks": [t.track_id for t in finding.tracks], "evidence": _evidence(finding),
+        "action": finding.action.value, "reasons": finding.reasons,
+    }
+
+
+def build_report(result: ScanResult) -> dict:
+    info = result.info
+    return {
+        "video": {"path": str(info.path), "duration_s": _r(info.duration_s), "fps": _r(info.fps, 2),
+                  "width": info.width, "height": info.height, "rotation": info.rotation, "codec": info.codec,
+                  "frames_sampled": result.frames_sampled, "frames_decoded": result.decode.decoded,
+                  "scene_cuts": result.decode.scene_cuts,
+                  "segment": {"start_s": result.segment[0], "end_s": result.segment[1]}},
+        "provenance": result.provenance.to_dict(),
+        "synthetic": {"score": result.synthetic.score, "level": result.ai.level.value,
+                      "declared": result.synthetic.declared, "label_present": result.synthetic.label_present,
+                      "signals": [{"name": s.name, "score": None if s.score is None else _r(s.score),
+                                   "weight": s.weight, "detail": s.detail, "decisive": s.decisive}
+                                  for s in result.synthetic.signals]},
+        "tracks": [_track(t, m) for t, m in zip(result.tracks, result.matches)],
+        "faces_dropped": result.dropped_faces,
+        "findings": [_finding(f) for f in result.findings],
+        "verdict": {"action": result.verdict.action.value, "reasons": result.verdict.reasons},
+        "gallery_version": result.gallery_version,
+        "warnings": result.warnings,
+        "timings_ms": {k: _r(v, 1) for k, v in sorted(result.timings_ms.items())},
+    }
+
+
+def write_thumbnails(result: ScanResult, directory: Path) -> dict[int, Path]:
+    """Save each finding's best aligned face crop as evidence for a reviewer."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for finding in result.findings:
+        for track in finding.tracks:
+            if track.thumbnail is not None:
+                path = directory / f"track-{track.track_id}.jpg"
+                cv2.imwrite(str(path), track.thumbnail)
+                written[track.track_id] = path
+    return written

@@ -1,0 +1,213 @@
+"""One scan, in process: probe → sample → detect → embed → track → match → score → decide."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from pipeline.config import ScanConfig
+from pipeline.faces import FaceDetector, FaceEmbedder, align_face
+from pipeline.identify import GallerySearcher, decide_tracks
+from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, ai_level, category_for, decide_finding,
+                             match_confidence, verdict)
+from pipeline.provenance import Provenance, read_provenance
+from pipeline.quality import assess
+from pipeline.synthetic import SyntheticAnalyzer, SyntheticResult
+from pipeline.tracking import FaceTracker
+from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
+from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
+
+ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
+
+
+@dataclass
+class ScanResult:
+    info: VideoInfo
+    frames_sampled: int
+    tracks: list[Track]
+    matches: list[TrackMatch]
+    provenance: Provenance
+    synthetic: SyntheticResult
+    ai: AiEvidence
+    findings: list[Finding]
+    verdict: Verdict
+    timings_ms: dict[str, float]
+    dropped_faces: dict[str, int]
+    decode: DecodeStats
+    gallery_version: int
+    segment: tuple[float, float | None] = (0.0, None)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, started: float) -> None:
+        self.ms[stage] += (time.perf_counter() - started) * 1000.0
+
+
+class Scanner:
+    """Holds the models (loaded once) and scans videos against a gallery."""
+
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, config: ScanConfig,
+                 synthetic: SyntheticAnalyzer, policy: PolicyConfig | None = None):
+        self.detector = detector
+        self.embedder = embedder
+        self.config = config
+        self.synthetic = synthetic
+        self.policy = policy or PolicyConfig()
+
+    def scan(self, path: Path, gallery: GallerySearcher | None, uploader: str | None = None,
+             progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None) -> ScanResult:
+        watch = _Stopwatch()
+        started = time.perf_counter()
+        info = probe(Path(path), self.config.sampling)
+        watch.add("probe", started)
+        started = time.perf_counter()
+        provenance = read_provenance(info.path)
+        watch.add("provenance", started)
+        tracker = FaceTracker(self.config.tracking)
+        dropped: Counter[str] = Counter()
+        stats = DecodeStats()
+        frames = self.synthetic.frame_sampler(info)
+        for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
+            faces = self._faces(frame, watch, dropped)
+            for face in faces:
+                if not face.quality.usable:
+                    dropped[face.quality.reason.split(" (")[0]] += 1
+            started = time.perf_counter()
+            tracker.update(faces, frame.t_s)
+            watch.add("track", started)
+            frames.offer(frame, faces)
+            if progress:
+                progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
+        self._check_complete(info, stats, start_s, end_s)
+        tracks = tracker.finish()
+        started = time.perf_counter()
+        matches = decide_tracks(tracks, gallery, self.config.match)
+        watch.add("match", started)
+        started = time.perf_counter()
+        synthetic = self.synthetic.analyze(info, provenance, frames, tracks)
+        watch.add("synthetic", started)
+        ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, self.policy), synthetic.score,
+                        synthetic.label_present, synthetic.summary)
+        started = time.perf_counter()
+        findings = self._findings(tracks, matches, ai, uploader)
+        result_verdict = verdict(findings, ai)
+        watch.add("decide", started)
+        warnings = [stats.corrupt_tail] if stats.corrupt_tail else []
+        return ScanResult(info=info, frames_sampled=stats.sampled, tracks=tracks, matches=matches,
+                          provenance=provenance, synthetic=synthetic, ai=ai, findings=findings,
+                          verdict=result_verdict, timings_ms=dict(watch.ms), dropped_faces=dict(dropped),
+                          decode=stats, gallery_version=getattr(gallery, "version", 0),
+                          segment=(start_s, end_s), warnings=warnings)
+
+    def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str]) -> list[FaceObservation]:
+        """Detect, align, assess and embed. Faces below the minimum size are counted and dropped
+        before embedding: they cost as much as large ones and can never be used."""
+        started = time.perf_counter()
+        found = self.detector.detect(frame.image)
+        watch.add("detect", started)
+        detections = [d for d in found if _min_side(d.bbox) >= self.config.quality.min_face_px]
+        if len(detections) < len(found):
+            dropped["face too small"] += len(found) - len(detections)
+        if not detections:
+            return []
+        started = time.perf_counter()
+        crops = [align_face(frame.image, d.landmarks) for d in detections]
+        qualities = [assess(d, c, self.config.quality) for d, c in zip(detections, crops)]
+        embeddings = self.embedder.embed(crops)
+        watch.add("embed", started)
+        return [FaceObservation(t_s=frame.t_s, frame_index=frame.index, bbox=d.bbox, det_score=d.score,
+                                landmarks=d.landmarks, embedding=e, quality=q, crop=c)
+                for d, c, q, e in zip(detections, crops, qualities, embeddings)]
+
+    def _check_complete(self, info: VideoInfo, stats: DecodeStats, start_s: float, end_s: float | None) -> None:
+        """A file whose data stops well before its declared end is truncated: refuse it."""
+        if stats.decoded == 0:
+            raise VideoInputError(f"{info.path}: no frame could be decoded in the requested range")
+        expected_end = min(end_s, info.duration_s) if end_s is not None else info.duration_s
+        slack = max(1.0, 2 * self.config.sampling.interval_s, 3.0 / max(info.fps, 1.0))
+        if expected_end > 0 and stats.last_t_s < expected_end - slack:
+            why = stats.corrupt_tail or "data ends early"
+            raise VideoInputError(
+                f"{info.path}: truncated or damaged: decodable video ends at {stats.last_t_s:.1f} s of a "
+                f"declared {expected_end:.1f} s ({why})")
+
+    def _findings(self, tracks: list[Track], matches: list[TrackMatch], ai: AiEvidence,
+                  uploader: str | None) -> list[Finding]:
+        """One finding per registered identity seen, from its accepted (or uncertain) tracks."""
+        by_identity: dict[str, list[tuple[Track, TrackMatch]]] = defaultdict(list)
+        for track, match in zip(tracks, matches):
+            if match.status in ("match", "weak") and match.candidate is not None:
+                by_identity[match.candidate.id].append((track, match))
+        findings = []
+        for pairs in by_identity.values():
+            accepted = [(t, m) for t, m in pairs if m.status == "match"]
+            chosen = accepted or pairs
+            best = max(chosen, key=lambda tm: tm[1].similarity)[1]
+            identity = best.candidate
+            action, reasons = decide_finding(identity, best, ai, uploader)
+            if not accepted and action.value == "allow":
+                continue  # an uncertain resemblance that changes nothing is not a finding
+            confidence = match_confidence(best.similarity, self.config.match.threshold,
+                                          self.config.match.review_threshold)
+            findings.append(Finding(identity=identity, category=category_for(identity, ai),
+                                    confidence=round(confidence, 3), tracks=[t for t, _ in chosen],
+                                    matches=[m for _, m in chosen], match=best,
+                                    action=action, reasons=reasons))
+        return sorted(findings, key=lambda f: f.tracks[0].start_s)
+
+
+def _min_side(bbox: np.ndarray) -> float:
+    return float(min(bbox[2] - bbox[0], bbox[3] - bbox[1]))
+
+
+_END = object()
+
+
+def _prefetch(frames: Iterator[Frame], watch: _Stopwatch, depth: int = 4) -> Iterator[Frame]:
+    """Decode in a background thread (PyAV releases the GIL) so it overlaps with inference."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        started = time.perf_counter()
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        buffer.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as exc:  # re-raised in the consumer thread
+            buffer.put(exc)
+        finally:
+            watch.add("decode_thread", started)
+
+    worker = threading.Thread(target=produce, name="likeness-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            started = time.perf_counter()
+            item = buffer.get()
+            watch.add("decode_wait", started)
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

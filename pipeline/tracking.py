@@ -1,0 +1,112 @@
+"""Link faces across sampled frames into tracks, so one person on screen is one decision."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.config import TrackingConfig
+from pipeline.types import FaceObservation, Track
+
+_RECENT = 5  # faces per track that represent its current appearance
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Greedy association of each frame's faces to open tracks.
+
+    A link needs either box overlap with moderate embedding agreement, or strong embedding
+    agreement alone (sparse sampling and fast motion break overlap). A track closes after
+    `max_gap_s` without a link; a scene cut does not close tracks, since the same person often
+    reappears in the next shot and the embedding test alone decides that.
+    """
+
+    def __init__(self, config: TrackingConfig):
+        self._config = config
+        self._open: list[Track] = []
+        self._closed: list[Track] = []
+        self._next_id = 1
+
+    def update(self, faces: list[FaceObservation], t_s: float) -> None:
+        self._close_stale(t_s)
+        candidates = []
+        for ti, track in enumerate(self._open):
+            appearance = _appearance(track)
+            last = track.faces[-1]
+            for fi, face in enumerate(faces):
+                sim = float(appearance @ face.embedding)
+                overlap = iou(last.bbox, face.bbox)
+                if (overlap >= self._config.min_iou and sim >= self._config.link_similarity) or \
+                        sim >= self._config.relink_similarity:
+                    candidates.append((sim + overlap, ti, fi))
+        used_tracks, used_faces = set(), set()
+        for _, ti, fi in sorted(candidates, reverse=True):
+            if ti in used_tracks or fi in used_faces:
+                continue
+            _append(self._open[ti], faces[fi])
+            used_tracks.add(ti)
+            used_faces.add(fi)
+        for fi, face in enumerate(faces):
+            if fi not in used_faces:
+                track = Track(track_id=self._next_id)
+                _append(track, face)
+                self._open.append(track)
+                self._next_id += 1
+
+    def _close_stale(self, t_s: float) -> None:
+        still = []
+        for track in self._open:
+            (still if t_s - track.end_s <= self._config.max_gap_s else self._closed).append(track)
+        self._open = still
+
+    def finish(self) -> list[Track]:
+        tracks = sorted(self._closed + self._open, key=lambda tr: (tr.start_s, tr.track_id))
+        self._open, self._closed = [], []
+        return tracks
+
+
+def _append(track: Track, face: FaceObservation) -> None:
+    """Add a face; keep only the best crop per track so memory does not grow with video length."""
+    track.faces.append(face)
+    if face.crop is not None and face.evidence_score > track.thumbnail_score:
+        track.thumbnail, track.thumbnail_score = face.crop, face.evidence_score
+    face.crop = None
+
+
+def _appearance(track: Track) -> np.ndarray:
+    """Mean of the track's most recent embeddings, preferring usable faces."""
+    recent = [f for f in track.faces[-_RECENT * 2:] if f.quality.usable][-_RECENT:] or track.faces[-_RECENT:]
+    mean = np.mean([f.embedding for f in recent], axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def aggregate_embedding(track: Track, outlier_similarity: float = 0.2) -> np.ndarray | None:
+    """Quality-weighted mean of the usable faces, after dropping faces that disagree with it.
+
+    Weights grow with face size and detector score. Outliers (a mis-linked face, a motion-blurred
+    frame that slipped through) are faces whose similarity to the first mean falls below both
+    `outlier_similarity` and the median minus 2 MAD.
+    """
+    usable = track.usable_faces
+    if not usable:
+        return None
+    embeddings = np.stack([f.embedding for f in usable])
+    weights = np.array([min(f.quality.size_px, 160.0) * f.quality.det_score for f in usable])
+    mean = _normalise(weights @ embeddings)
+    sims = embeddings @ mean
+    if len(usable) >= 3:
+        median = float(np.median(sims))
+        mad = float(np.median(np.abs(sims - median)))
+        keep = ~((sims < median - 2 * mad - 1e-6) & (sims < outlier_similarity))
+        if keep.any():
+            mean = _normalise(weights[keep] @ embeddings[keep])
+    return mean
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)

@@ -1,0 +1,131 @@
+"""Typed records that flow between the pipeline's stages."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    duration_s: float
+    fps: float
+    width: int          # upright width, after rotation metadata is applied
+    height: int
+    rotation: int       # degrees the stored picture is turned to display upright
+    codec: str
+    frame_count: int    # as declared by the container; 0 when unknown
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int          # position among decoded frames of the stream
+    t_s: float          # presentation time from the stream's own clock
+    image: np.ndarray   # upright BGR uint8
+    reason: str         # "interval" | "scene_cut"
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    size_px: float
+    det_score: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    usable: bool
+    reason: str | None  # why it is not usable, in words; None when usable
+
+
+@dataclass
+class FaceObservation:
+    """One detected face in one sampled frame, with its embedding."""
+
+    t_s: float
+    frame_index: int
+    bbox: np.ndarray        # x1, y1, x2, y2 in upright frame pixels
+    det_score: float
+    landmarks: np.ndarray   # (5, 2)
+    embedding: np.ndarray   # (512,) L2-normalised
+    quality: FaceQuality
+    crop: np.ndarray | None = None  # aligned 112x112 BGR until the tracker has taken it
+
+    @property
+    def evidence_score(self) -> float:
+        """How good this face is as evidence: usable first, then size times confidence."""
+        return (1000.0 if self.quality.usable else 0.0) + self.quality.size_px * self.det_score
+
+
+@dataclass
+class Track:
+    track_id: int
+    faces: list[FaceObservation] = field(default_factory=list)
+    thumbnail: np.ndarray | None = None   # aligned crop of the best face seen, for evidence
+    thumbnail_score: float = -1.0
+
+    @property
+    def start_s(self) -> float:
+        return self.faces[0].t_s
+
+    @property
+    def end_s(self) -> float:
+        return self.faces[-1].t_s
+
+    @property
+    def usable_faces(self) -> list[FaceObservation]:
+        return [f for f in self.faces if f.quality.usable]
+
+
+@dataclass(frozen=True)
+class ReferenceHit:
+    """One gallery reference returned by a search."""
+
+    identity_id: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    id: str
+    name: str
+    kind: str           # "person" | "character"
+    owner: str
+    policy: str
+    authorized_uploaders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentityScore:
+    identity: IdentityInfo
+    similarity: float
+
+
+@dataclass(frozen=True)
+class TrackMatch:
+    """The open-set decision for one track."""
+
+    identity: IdentityInfo | None        # accepted identity, None when no decision
+    similarity: float                    # of the best candidate
+    margin: float                        # best minus runner-up
+    vote_fraction: float
+    candidate: IdentityInfo | None       # best candidate even when rejected
+    status: str                          # "match" | "weak" | "no_match" | "unusable"
+    reason: str
+    face_similarities: tuple[float, ...] = ()  # each usable face's similarity to the candidate
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One piece of synthetic-media evidence, for the report and the fusion.
+
+    `score` is in [0, 1] (1: AI-generated or manipulated) or None when the signal could not be
+    computed; `weight` is how much the fusion trusts it, from its measured separation.
+    """
+
+    name: str
+    score: float | None
+    weight: float
+    detail: str
+    decisive: bool = False   # declared provenance or a generator's watermark

@@ -1,0 +1,199 @@
+"""`likeness`: the front door (gallery add/list/remove, scan, demo, worker, serve).
+
+Exit 0 on success; otherwise one line on stderr and a non-zero exit. Reports go to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gallery.store import KINDS
+from pipeline.policy import DEFAULT_POLICY, Policy
+from pipeline.report import build_report, write_thumbnails
+from pipeline.video import VideoInputError
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+EXIT_INPUT = 2
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit non-zero."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="likeness", description="Likeness and impersonation detection.")
+    parser.add_argument("--home", type=Path, help="gallery and results directory (env LIKENESS_HOME)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log model loading and stages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gallery = commands.add_parser("gallery", help="registered likenesses").add_subparsers(dest="gallery_command",
+                                                                                      required=True)
+    add = gallery.add_parser("add", help="register a likeness from reference images")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", choices=KINDS, default="person")
+    add.add_argument("--owner", default="local", help="rights holder who owns this likeness")
+    add.add_argument("--policy", choices=[p.value for p in Policy], default=DEFAULT_POLICY.value)
+    add.add_argument("--authorize", nargs="*", default=[], metavar="UPLOADER",
+                     help="uploaders always allowed to use this likeness")
+    add.add_argument("--face", default=None,
+                     help="which face in photos with several: 'largest' or N (0 = leftmost)")
+    add.add_argument("files", nargs="+", type=Path)
+
+    listing = gallery.add_parser("list", help="list registered likenesses")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--owner", default=None)
+
+    remove = gallery.add_parser("remove", help="remove a likeness, its vectors and reference copies")
+    remove.add_argument("identity_id")
+    remove.add_argument("--owner", default=None, help="only if owned by this rights holder")
+
+    scan = commands.add_parser("scan", help="scan a video in-process")
+    scan.add_argument("video", type=Path)
+    scan.add_argument("--uploader", default=None, help="who uploaded it (authorisation)")
+    scan.add_argument("--json", action="store_true", help="print the report as JSON")
+    scan.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    scan.add_argument("--thumbnails", type=Path, default=None, help="write evidence face crops here")
+    scan.add_argument("--no-progress", action="store_true")
+
+    commands.add_parser("demo", help="build a sample video from package photos, register a likeness, scan it")
+    return parser
+
+
+def _face_choice(value: str | None) -> str | int | None:
+    if value is None or value == "largest":
+        return value
+    if value.isdigit():
+        return int(value)
+    raise CliError(f"--face must be 'largest' or a number, not {value!r}")
+
+
+def cmd_gallery_add(runtime: Runtime, args) -> int:
+    enrollment = runtime.enroller.enroll(args.files, face=_face_choice(args.face))
+    output = {"accepted": [str(a.path) for a in enrollment.accepted],
+              "rejected": [{"file": str(r.path), "reason": r.reason} for r in enrollment.rejected]}
+    if not enrollment.accepted:
+        print(json.dumps({"id": None, **output}, indent=2))
+        reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in enrollment.rejected)
+        raise CliError(f"no reference image accepted ({reasons})")
+    info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment)
+    print(json.dumps({"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner,
+                      "policy": info.policy, **output}, indent=2))
+    return 0
+
+
+def cmd_gallery_list(runtime: Runtime, args) -> int:
+    rows = runtime.gallery.identities(args.owner)
+    if args.json:
+        print(json.dumps([{"id": i.id, "name": i.name, "kind": i.kind, "owner": i.owner, "policy": i.policy,
+                           "authorized_uploaders": list(i.authorized_uploaders), "references": n}
+                          for i, n in rows], indent=2))
+    else:
+        for info, n in rows:
+            print(f"{info.id}  {info.kind:<9} {info.name}  (owner {info.owner}, policy {info.policy}, {n} refs)")
+    return 0
+
+
+def cmd_gallery_remove(runtime: Runtime, args) -> int:
+    try:
+        info = runtime.gallery.remove(args.identity_id, args.owner)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from exc
+    print(json.dumps({"removed": info.id, "name": info.name}))
+    return 0
+
+
+def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress: bool):
+    """Scan in-process with a progress bar on stderr (seconds of video done / total)."""
+    gallery = runtime.gallery
+    gallery.refresh()
+    bar: tqdm | None = None
+
+    def progress(done_s: float, total_s: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=round(total_s, 1), unit="s", desc="scanning", file=sys.stderr, disable=not show_progress,
+                       bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+        bar.update(max(0.0, round(done_s, 1) - bar.n))
+
+    try:
+        return runtime.scanner.scan(video, gallery if len(gallery) else None, uploader=uploader, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def cmd_scan(runtime: Runtime, args) -> int:
+    result = run_scan(runtime, args.video, args.uploader, show_progress=not args.no_progress)
+    report = build_report(result)
+    if args.thumbnails:
+        write_thumbnails(result, args.thumbnails)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        _write_atomic(args.out, text)
+    if args.json:
+        print(text)
+    else:
+        print(_summary(report))
+    return 0
+
+
+def _summary(report: dict) -> str:
+    lines = [f"verdict: {report['verdict']['action']}"] + [f"  - {r}" for r in report["verdict"]["reasons"]]
+    for f in report["findings"]:
+        lines.append(f"finding: {f['identity']['name']} ({f['category']}) {f['start_s']:.1f}-{f['end_s']:.1f} s "
+                     f"similarity {f['similarity']:.2f} -> {f['action']}")
+    lines.append(f"tracks: {len(report['tracks'])}, synthetic score {report['synthetic']['score']:.2f}")
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside the target, then rename: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_demo(runtime: Runtime, args) -> int:
+    from workers.demo import run_demo
+    report = run_demo(runtime)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+COMMANDS = {("gallery", "add"): cmd_gallery_add, ("gallery", "list"): cmd_gallery_list,
+            ("gallery", "remove"): cmd_gallery_remove, ("scan", None): cmd_scan, ("demo", None): cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings(**({"home": args.home} if args.home else {}))
+        runtime = Runtime(settings)
+        handler = COMMANDS[(args.command, getattr(args, "gallery_command", None))]
+        return handler(runtime, args)
+    except (CliError, VideoInputError, ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"likeness: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("likeness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The one configuration object (env prefix LIKENESS_, nested with __), built once and passed down."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gallery.index_config import IndexConfig
+from pipeline.config import ScanConfig
+from pipeline.policy import PolicyConfig
+from pipeline.synthetic import SyntheticConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIKENESS_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path(user_data_dir("likeness")),
+                       description="Where the gallery, reference copies and results live.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
+    redis_url: str | None = Field(None, description="Celery broker/result backend and gallery-version signal.")
+    prefer_gpu: bool = Field(True, description="Use onnxruntime's CUDA provider when present.")
+    image_probe: bool = Field(True, description="Run the CLIP AI-image probe (weak signal, ~0.1 s per kept frame).")
+    model_paths: dict[str, Path] = Field(default_factory=dict,
+                                         description="Override a model file: {model name: path}.")
+    scan: ScanConfig = ScanConfig()
+    policy: PolicyConfig = PolicyConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    index: IndexConfig = IndexConfig()
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'likeness.db'}"
