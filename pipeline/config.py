@@ -48,6 +48,9 @@ class DetectionConfig(BaseModel):
     )
     score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="SCRFD detection score floor.")
     embed_batch_size: int = Field(32, ge=1, le=512, description="Aligned faces per ArcFace call.")
+    threads: int = Field(
+        0, ge=0, le=256, description="onnxruntime intra-op threads per model; 0 lets onnxruntime use "
+        "every core. Set 1 when running one worker process per core.")
 
 
 class QualityConfig(BaseModel):

@@ -11,7 +11,7 @@ from insightface.model_zoo import get_model
 from insightface.utils import face_align
 
 from pipeline.config import DetectionConfig
-from pipeline.models import ModelName, available_providers, locate_model, log_session
+from pipeline.models import ModelName, available_providers, locate_model, log_session, session_options
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class FaceDetector:
     @classmethod
     def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> "FaceDetector":
         path = path or locate_model(ModelName.FACE_DETECTOR)
-        model = get_model(str(path), providers=available_providers(prefer_gpu))
+        model = get_model(str(path), providers=available_providers(prefer_gpu),
+                          sess_options=session_options(config.threads))
         log_session(ModelName.FACE_DETECTOR, path, model.session)
         return cls(model, config)
 
@@ -77,7 +78,8 @@ class FaceEmbedder:
     @classmethod
     def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> "FaceEmbedder":
         path = path or locate_model(ModelName.FACE_EMBEDDER)
-        model = get_model(str(path), providers=available_providers(prefer_gpu))
+        model = get_model(str(path), providers=available_providers(prefer_gpu),
+                          sess_options=session_options(config.threads))
         log_session(ModelName.FACE_EMBEDDER, path, model.session)
         return cls(model, config.embed_batch_size)
 

@@ -77,6 +77,15 @@ def available_providers(prefer_gpu: bool = True) -> list[str]:
     return providers
 
 
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    """Session options for a shared machine: no busy-spinning threads (they steal cores from the
+    decoder thread and from other worker processes); `threads` 0 lets onnxruntime choose."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def session_providers(session: ort.InferenceSession) -> list[str]:
     """Providers a session really uses: onnxruntime falls back to CPU silently on CUDA mismatch."""
     return list(session.get_providers())
