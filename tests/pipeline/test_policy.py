@@ -1,0 +1,95 @@
+"""The decision matrix: match strength x AI evidence x label x policy x uploader → action."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.policy import (Action, AiEvidence, AiLevel, Finding, Policy, PolicyConfig, ai_level, category_for,
+                             decide_finding, match_confidence, verdict)
+from pipeline.types import IdentityInfo, TrackMatch
+
+
+def identity(policy: Policy, kind: str = "person") -> IdentityInfo:
+    return IdentityInfo(id="id1", name="Star", kind=kind, owner="studio", policy=policy.value,
+                        authorized_uploaders=("licensee",))
+
+
+def match(status: str) -> TrackMatch:
+    info = identity(Policy.NO_AI)
+    return TrackMatch(info if status == "match" else None, 0.7 if status == "match" else 0.35, 0.3, 1.0, info,
+                      status, "test")
+
+
+def ai(level: AiLevel, label: bool) -> AiEvidence:
+    return AiEvidence(level, {AiLevel.DECLARED: 0.99, AiLevel.LIKELY: 0.8, AiLevel.POSSIBLE: 0.5,
+                              AiLevel.NONE: 0.1}[level], label, "test")
+
+
+D, L, P, N = AiLevel.DECLARED, AiLevel.LIKELY, AiLevel.POSSIBLE, AiLevel.NONE
+A, LB, RV, RS, B = Action.ALLOW, Action.LABEL, Action.REVIEW, Action.RESTRICT, Action.BLOCK
+
+MATRIX = [
+    # status, ai level, label, policy, uploader, expected finding action
+    ("match", D, False, Policy.AI_IF_LABELLED, None, RS),
+    ("match", D, True, Policy.AI_IF_LABELLED, None, A),
+    ("match", L, False, Policy.AI_IF_LABELLED, None, RS),
+    ("match", P, False, Policy.AI_IF_LABELLED, None, RV),
+    ("match", N, False, Policy.AI_IF_LABELLED, None, A),
+    ("match", D, True, Policy.NO_AI, None, B),
+    ("match", L, False, Policy.NO_AI, None, B),
+    ("match", N, False, Policy.NO_AI, None, A),
+    ("match", N, False, Policy.NO_USE, None, RV),
+    ("match", D, False, Policy.NO_USE, None, B),
+    ("match", D, False, Policy.ALLOW, None, A),
+    ("match", D, False, Policy.NO_AI, "licensee", A),
+    ("match", D, False, Policy.NO_AI, "studio", A),
+    ("match", D, False, Policy.NO_AI, "someone-else", B),
+    ("weak", N, False, Policy.NO_AI, None, A),
+    ("weak", D, False, Policy.NO_AI, None, RV),
+    ("weak", P, False, Policy.AI_IF_LABELLED, None, RV),
+    ("weak", N, False, Policy.NO_USE, None, RV),
+]
+
+
+@pytest.mark.parametrize("status, level, label, policy, uploader, expected", MATRIX)
+def test_decision_matrix(status, level, label, policy, uploader, expected):
+    action, reasons = decide_finding(identity(policy), match(status), ai(level, label), uploader)
+    assert action is expected
+    assert reasons and all(isinstance(r, str) and "Star" in r for r in reasons)
+
+
+@pytest.mark.parametrize("level, label, expected", [(D, False, LB), (L, False, LB), (D, True, A), (P, False, A),
+                                                    (N, False, A)])
+def test_content_without_a_protected_likeness(level, label, expected):
+    result = verdict([], ai(level, label))
+    assert result.action is expected
+    assert result.reasons
+
+
+def test_most_severe_finding_wins_and_keeps_every_reason():
+    evidence = ai(D, False)
+    findings = []
+    for policy in (Policy.AI_IF_LABELLED, Policy.NO_AI):
+        action, reasons = decide_finding(identity(policy), match("match"), evidence, None)
+        findings.append(Finding(identity(policy), "impersonation", 0.9, [], [], match("match"), action, reasons))
+    result = verdict(findings, evidence)
+    assert result.action is Action.BLOCK
+    assert any("without a visible AI label" in r for r in result.reasons)
+    assert sum("Star" in r for r in result.reasons) == 2
+
+
+def test_categories_and_levels():
+    assert category_for(identity(Policy.NO_AI, "character"), ai(N, False)) == "ip_character"
+    assert category_for(identity(Policy.NO_AI), ai(L, False)) == "impersonation"
+    assert category_for(identity(Policy.NO_AI), ai(P, False)) == "portrait_rights"
+    config = PolicyConfig()
+    assert ai_level(0.0, True, config) is D
+    assert ai_level(config.ai_likely_score, False, config) is L
+    assert ai_level(config.ai_possible_score, False, config) is P
+    assert ai_level(0.0, False, config) is N
+
+
+def test_confidence_is_monotonic_and_bounded():
+    values = [match_confidence(s / 100, 0.40, 0.32) for s in range(0, 101)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert values[0] >= 0.0 and values[-1] <= 0.99
+    assert match_confidence(0.40, 0.40, 0.32) == pytest.approx(0.5)
