@@ -84,6 +84,17 @@ class TrackingConfig(BaseModel):
         0.50, ge=-1.0, le=1.0, description="Embedding similarity that links without box overlap "
         "(fast motion, sparse sampling). Well above stranger similarities (docs/thresholds.md).",
     )
+    reuse_iou: float = Field(
+        0.5, ge=0.0, le=1.0, description="A face overlapping an established track's last box this much "
+        "is linked without a new embedding. Embedding is the costliest stage in crowded scenes.",
+    )
+    reembed_every_s: float = Field(
+        2.0, ge=0.0, description="Established tracks are still re-embedded this often, so a swap "
+        "between overlapping people is caught within this time. 0 embeds every face.",
+    )
+    min_embedded_faces: int = Field(
+        4, ge=1, description="A track counts as established after this many embedded usable faces.",
+    )
 
 
 class MatchConfig(BaseModel):

@@ -78,7 +78,7 @@ class Scanner:
         stats = DecodeStats()
         frames = self.synthetic.frame_sampler(info)
         for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
-            faces = self._faces(frame, watch, dropped)
+            faces = self._faces(frame, watch, dropped, tracker)
             for face in faces:
                 if not face.quality.usable:
                     dropped[face.quality.reason.split(" (")[0]] += 1
@@ -109,7 +109,8 @@ class Scanner:
                           decode=stats, gallery_version=getattr(gallery, "version", 0),
                           segment=(start_s, end_s), warnings=warnings)
 
-    def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str]) -> list[FaceObservation]:
+    def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str],
+               tracker: FaceTracker) -> list[FaceObservation]:
         """Detect, align, assess and embed. Faces below the minimum size are counted and dropped
         before embedding: they cost as much as large ones and can never be used."""
         started = time.perf_counter()
@@ -123,7 +124,11 @@ class Scanner:
         started = time.perf_counter()
         crops = [align_face(frame.image, d.landmarks) for d in detections]
         qualities = [assess(d, c, self.config.quality) for d, c in zip(detections, crops)]
-        embeddings = self.embedder.embed(crops)
+        wanted = [i for i, d in enumerate(detections) if tracker.needs_embedding(d.bbox, frame.t_s)]
+        computed = self.embedder.embed([crops[i] for i in wanted])
+        embeddings: list[np.ndarray | None] = [None] * len(detections)
+        for i, embedding in zip(wanted, computed):
+            embeddings[i] = embedding
         watch.add("embed", started)
         return [FaceObservation(t_s=frame.t_s, frame_index=frame.index, bbox=d.bbox, det_score=d.score,
                                 landmarks=d.landmarks, embedding=e, quality=q, crop=c)

@@ -32,6 +32,20 @@ class FaceTracker:
         self._closed: list[Track] = []
         self._next_id = 1
 
+    def needs_embedding(self, bbox: np.ndarray, t_s: float) -> bool:
+        """False when the face continues an established track by overlap and that track was
+        embedded recently: its identity evidence is already there, the embedding would cost
+        the most of any stage and add little."""
+        config = self._config
+        if config.reembed_every_s <= 0:
+            return True
+        for track in self._open:
+            embedded = track.usable_faces
+            if len(embedded) >= config.min_embedded_faces and t_s - embedded[-1].t_s < config.reembed_every_s \
+                    and iou(track.faces[-1].bbox, bbox) >= config.reuse_iou:
+                return False
+        return True
+
     def update(self, faces: list[FaceObservation], t_s: float) -> None:
         self._close_stale(t_s)
         candidates = []
@@ -39,8 +53,12 @@ class FaceTracker:
             appearance = _appearance(track)
             last = track.faces[-1]
             for fi, face in enumerate(faces):
-                sim = float(appearance @ face.embedding)
                 overlap = iou(last.bbox, face.bbox)
+                if face.embedding is None or appearance is None:
+                    if overlap >= self._config.reuse_iou:
+                        candidates.append((1.0 + overlap, ti, fi))
+                    continue
+                sim = float(appearance @ face.embedding)
                 if (overlap >= self._config.min_iou and sim >= self._config.link_similarity) or \
                         sim >= self._config.relink_similarity:
                     candidates.append((sim + overlap, ti, fi))
@@ -78,9 +96,12 @@ def _append(track: Track, face: FaceObservation) -> None:
     face.crop = None
 
 
-def _appearance(track: Track) -> np.ndarray:
+def _appearance(track: Track) -> np.ndarray | None:
     """Mean of the track's most recent embeddings, preferring usable faces."""
-    recent = [f for f in track.faces[-_RECENT * 2:] if f.quality.usable][-_RECENT:] or track.faces[-_RECENT:]
+    embedded = track.embedded_faces
+    if not embedded:
+        return None
+    recent = [f for f in embedded[-_RECENT * 2:] if f.quality.usable][-_RECENT:] or embedded[-_RECENT:]
     mean = np.mean([f.embedding for f in recent], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 

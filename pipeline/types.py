@@ -48,7 +48,7 @@ class FaceObservation:
     bbox: np.ndarray        # x1, y1, x2, y2 in upright frame pixels
     det_score: float
     landmarks: np.ndarray   # (5, 2)
-    embedding: np.ndarray   # (512,) L2-normalised
+    embedding: np.ndarray | None  # (512,) L2-normalised; None when linked to its track by overlap alone
     quality: FaceQuality
     crop: np.ndarray | None = None  # aligned 112x112 BGR until the tracker has taken it
 
@@ -75,7 +75,12 @@ class Track:
 
     @property
     def usable_faces(self) -> list[FaceObservation]:
-        return [f for f in self.faces if f.quality.usable]
+        """Faces fit for identity decisions: usable quality and embedded."""
+        return [f for f in self.faces if f.quality.usable and f.embedding is not None]
+
+    @property
+    def embedded_faces(self) -> list[FaceObservation]:
+        return [f for f in self.faces if f.embedding is not None]
 
 
 @dataclass(frozen=True)
