@@ -76,7 +76,7 @@ class Scanner:
         tracker = FaceTracker(self.config.tracking)
         dropped: Counter[str] = Counter()
         stats = DecodeStats()
-        frames = self.synthetic.frame_sampler(info)
+        frames = self.synthetic.frame_sampler(info, self.config.sampling.interval_s)
         for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
             faces = self._faces(frame, watch, dropped, tracker)
             for face in faces:

@@ -9,6 +9,8 @@ import pytest
 
 from pipeline.config import ScanConfig
 from pipeline.faces import FaceDetector, FaceEmbedder
+from pipeline.scan import Scanner
+from pipeline.synthetic import SyntheticAnalyzer
 from tests.media import package_photo
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -38,10 +40,19 @@ def photo():
     return load
 
 
+_SHARED_ANALYZER: list[SyntheticAnalyzer] = []
+
+
 def make_runtime(home: Path, detector: FaceDetector, embedder: FaceEmbedder, **overrides) -> Runtime:
-    """A Runtime on its own home directory that reuses the session's loaded models."""
+    """A Runtime on its own home directory that reuses the session's loaded models (the CLIP
+    probe included, when no setting is overridden)."""
     runtime = Runtime(Settings(home=home, database_url=None, **overrides))
     runtime._detector, runtime._embedder = detector, embedder
+    if not overrides:
+        if not _SHARED_ANALYZER:
+            _SHARED_ANALYZER.append(runtime._synthetic())
+        runtime._scanner = Scanner(detector, embedder, runtime.settings.scan, _SHARED_ANALYZER[0],
+                                   runtime.settings.policy)
     return runtime
 
 

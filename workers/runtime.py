@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from pipeline.faces import FaceDetector, FaceEmbedder
-from pipeline.models import ModelName
+from pipeline.frame_detectors import ClipProbeSignal, CustomOnnxSignal
+from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
+from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
 from pipeline.synthetic import SyntheticAnalyzer
 from gallery.enroll import Enroller
@@ -58,4 +60,13 @@ class Runtime:
         return self._scanner
 
     def _synthetic(self) -> SyntheticAnalyzer:
-        return SyntheticAnalyzer(self.settings.synthetic)
+        settings = self.settings
+        frame_signals = []
+        if settings.image_probe:
+            encoder = self._path(ModelName.IMAGE_EMBEDDER) or locate_model(ModelName.IMAGE_EMBEDDER)
+            head = self._path(ModelName.AI_IMAGE_PROBE) or locate_model(ModelName.AI_IMAGE_PROBE)
+            frame_signals.append(ClipProbeSignal(ClipImageEmbedder.from_path(encoder, available_providers(
+                settings.prefer_gpu)), AiImageProbe.from_json(head)))
+        if settings.custom_detector is not None:
+            frame_signals.append(CustomOnnxSignal(settings.custom_detector))
+        return SyntheticAnalyzer(settings.synthetic, frame_signals)

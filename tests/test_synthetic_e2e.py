@@ -1,0 +1,103 @@
+"""Verdicts end to end: the same real-photo clip plain, declared AI by C2PA, labelled with a
+GB 45438 implicit label, and stamped with a generator watermark."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import pytest
+
+from pipeline.watermark import KNOWN_PAYLOADS, embed_dwtdct
+from tests.conftest import make_runtime
+from tests.media import package_photo
+from tests.provenance_fixtures import add_to_moov, box, mdta_meta, sign_c2pa
+from tests.videos import Scene, encode_video
+
+SIZE = (640, 360)
+
+
+@pytest.fixture(scope="module")
+def homes(tmp_path_factory, detector, embedder):
+    """Two galleries with Yao Ming registered: AI allowed when labelled, and no AI at all."""
+    homes = {}
+    for policy in ("ai_if_labelled", "no_ai"):
+        runtime = make_runtime(tmp_path_factory.mktemp(policy), detector, embedder)
+        runtime.gallery.add("Yao Ming", "person", "nba", policy, [],
+                            runtime.enroller.enroll([package_photo("yaoming.jpg")]))
+        homes[policy] = runtime.settings.home
+    return homes
+
+
+def _still(name: str):
+    """A photo letterboxed to exactly the clip size, so pixels reach the encoder unresampled."""
+    image = cv2.imread(str(package_photo(name)))
+    h, w = image.shape[:2]
+    scale = min(SIZE[0] / w, SIZE[1] / h)
+    resized = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+    canvas = cv2.copyMakeBorder(resized, 0, SIZE[1] - resized.shape[0], 0, SIZE[0] - resized.shape[1],
+                                cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    path = tmp_path_factory.mktemp("v") / "plain.mp4"
+    return encode_video(path, [Scene(_still("yaoming.jpg"), 3.0, "static")], size=SIZE, fps=25, crf=18)
+
+
+def _scan(home, detector, embedder, path, uploader=None):
+    runtime = make_runtime(home, detector, embedder)
+    runtime.gallery.refresh()
+    return runtime.scanner.scan(path, runtime.gallery, uploader=uploader)
+
+
+def test_plain_real_clip_is_allowed(homes, plain, detector, embedder):
+    for home in homes.values():
+        result = _scan(home, detector, embedder, plain)
+        assert result.ai.level.value == "none"
+        assert [f.identity.name for f in result.findings] == ["Yao Ming"]
+        assert result.verdict.action.value == "allow"
+
+
+def test_c2pa_declared_ai(tmp_path, homes, plain, detector, embedder):
+    signed = sign_c2pa(plain, tmp_path / "c2pa.mp4", "video/mp4", "trainedAlgorithmicMedia")
+    labelled = _scan(homes["ai_if_labelled"], detector, embedder, signed)
+    assert labelled.synthetic.declared and labelled.synthetic.label_present
+    assert labelled.findings[0].category == "impersonation"
+    assert labelled.verdict.action.value == "allow"
+    assert any("labelled" in r for r in labelled.findings[0].reasons)
+    forbidden = _scan(homes["no_ai"], detector, embedder, signed)
+    assert forbidden.verdict.action.value == "block"
+    assert any("forbids AI use" in r for r in forbidden.verdict.reasons)
+    licensed = _scan(homes["no_ai"], detector, embedder, signed, uploader="nba")
+    assert licensed.verdict.action.value == "allow"
+
+
+def test_gb45438_implicit_label(tmp_path, homes, plain, detector, embedder):
+    label = {"Label": "1", "ContentProducer": "001191110108MA01KP2T8U00000", "ProduceID": "clip-42",
+             "ReservedCode1": "", "ContentPropagator": "", "PropagateID": "", "ReservedCode2": ""}
+    path = shutil.copyfile(plain, tmp_path / "aigc.mp4")
+    add_to_moov(path, box(b"udta", mdta_meta({"AIGC": json.dumps(label)}, full_box=True)))
+    result = _scan(homes["no_ai"], detector, embedder, path)
+    assert result.provenance.aigc_label is not None and result.synthetic.label_present
+    assert result.verdict.action.value == "block"
+    assert _scan(homes["ai_if_labelled"], detector, embedder, path).verdict.action.value == "allow"
+
+
+def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
+    sdxl = next(p for p in KNOWN_PAYLOADS if p.name == "SDXL")
+    marked = embed_dwtdct(_still("yaoming.jpg"), sdxl.bits)
+    path = encode_video(tmp_path / "wm.mp4", [Scene(marked, 3.0, "static")], size=SIZE, fps=25, crf=18)
+    result = _scan(homes["ai_if_labelled"], detector, embedder, path)
+    watermark = next(s for s in result.synthetic.signals if s.name == "watermark")
+    assert watermark.decisive and "SDXL" in watermark.detail
+    assert result.synthetic.declared and not result.synthetic.label_present
+    assert result.verdict.action.value == "restrict"
+    assert any("without an AI label" in r for r in result.verdict.reasons)
+
+    nobody = embed_dwtdct(_still("astronaut.png"), sdxl.bits)
+    nobody_path = encode_video(tmp_path / "wm2.mp4", [Scene(nobody, 2.0, "static")], size=SIZE, fps=25, crf=18)
+    result = _scan(homes["ai_if_labelled"], detector, embedder, nobody_path)
+    assert result.findings == []
+    assert result.verdict.action.value == "label"
