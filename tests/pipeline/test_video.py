@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.config import SamplingConfig
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
+from tests.conftest import make_runtime
 from tests.videos import (Scene, encode_video, frame_at, write_audio_only, write_huge_frame_video, write_text_as_mp4,
                           write_truncated_mp4, write_zero_byte)
 
@@ -79,3 +80,12 @@ def test_bad_input_is_refused_with_a_reason(tmp_path, clip, make, words):
     path = make(tmp_path, clip)
     with pytest.raises(VideoInputError, match=words):
         probe(path, SamplingConfig())
+
+
+def test_file_cut_inside_its_frame_data_is_refused_as_truncated(tmp_path, scenes, detector, embedder):
+    """moov first (faststart): the file opens and decodes for a while, then the data ends."""
+    whole = encode_video(tmp_path / "whole.mp4", scenes, size=(480, 270), fps=25, faststart=True)
+    cut = write_truncated_mp4(tmp_path / "cut.mp4", whole, "mdat")
+    runtime = make_runtime(tmp_path / "home", detector, embedder)
+    with pytest.raises(VideoInputError, match="truncated or damaged"):
+        runtime.scanner.scan(cut, None)
