@@ -87,6 +87,8 @@ class StoredReference:
 
 
 def make_engine(url: str) -> Engine:
+    if url.startswith(("postgresql://", "postgres://")):  # psycopg 3 is the driver installed, not psycopg2
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from gallery.characters import reference_images
 from gallery.store import KINDS
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.report import build_report, write_thumbnails
-from pipeline.video import VideoInputError
+from pipeline.video import VideoInputError, probe
+from workers.demo import run_demo
+from workers.cli_service import SERVICE_COMMANDS, add_service_commands
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -45,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="uploaders always allowed to use this likeness")
     add.add_argument("--face", default=None,
                      help="which face in photos with several: 'largest' or N (0 = leftmost)")
+    add.add_argument("--played-by", nargs="*", default=[], metavar="ID",
+                     help="with --kind character: ids of the registered people who play it (after the files)")
     add.add_argument("files", nargs="+", type=Path)
 
     listing = gallery.add_parser("list", help="list registered likenesses")
@@ -64,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--no-progress", action="store_true")
 
     commands.add_parser("demo", help="build a sample video from package photos, register a likeness, scan it")
+    add_service_commands(commands)
     return parser
 
 
@@ -76,6 +82,10 @@ def _face_choice(value: str | None) -> str | int | None:
 
 
 def cmd_gallery_add(runtime: Runtime, args) -> int:
+    if args.kind == "character":
+        return _add_character(runtime, args)
+    if args.played_by:
+        raise CliError("--played-by is for --kind character")
     enrollment = runtime.enroller.enroll(args.files, face=_face_choice(args.face))
     output = {"accepted": [str(a.path) for a in enrollment.accepted],
               "rejected": [{"file": str(r.path), "reason": r.reason} for r in enrollment.rejected]}
@@ -86,6 +96,32 @@ def cmd_gallery_add(runtime: Runtime, args) -> int:
     info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment)
     print(json.dumps({"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner,
                       "policy": info.policy, **output}, indent=2))
+    return 0
+
+
+def _add_character(runtime: Runtime, args) -> int:
+    """Stills, artwork or short clips: every one embedded whole and cropped for the image path,
+    faces (where usable) for the face path too."""
+    face = _face_choice(args.face)
+    with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:
+        images, unreadable = reference_images(args.files, Path(frames_dir), runtime.character_config,
+                                              runtime.settings.scan.sampling)
+        faces = runtime.enroller.enroll([i.path for i in images], face=face)
+        crops = runtime.character_enroller.enroll(images, face=face)
+        rejected = unreadable + crops.rejected
+        labels = {i.path: i.label for i in images}
+        output = {"accepted": sorted({r.image.label for r in crops.references}),
+                  "rejected": [{"file": labels.get(r.path, str(r.path)), "reason": r.reason} for r in rejected],
+                  "face_references": [labels[a.path] for a in faces.accepted],
+                  "image_references": len(crops.references)}
+        if not crops.references:
+            print(json.dumps({"id": None, **output}, indent=2))
+            raise CliError(f"no reference image accepted ({'; '.join(f'{r.path.name}: {r.reason}' for r in rejected)})")
+        info = runtime.character_gallery.add(runtime.gallery, args.name, args.owner, args.policy, args.authorize,
+                                             faces, crops, args.played_by)
+    played_by = [a.name for a in runtime.character_gallery.cast(info.id)]
+    print(json.dumps({"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner,
+                      "policy": info.policy, "played_by": played_by, **output}, indent=2))
     return 0
 
 
@@ -103,7 +139,7 @@ def cmd_gallery_list(runtime: Runtime, args) -> int:
 
 def cmd_gallery_remove(runtime: Runtime, args) -> int:
     try:
-        info = runtime.gallery.remove(args.identity_id, args.owner)
+        info = runtime.character_gallery.remove(runtime.gallery, args.identity_id, args.owner)
     except KeyError as exc:
         raise CliError(exc.args[0]) from exc
     print(json.dumps({"removed": info.id, "name": info.name}))
@@ -111,7 +147,9 @@ def cmd_gallery_remove(runtime: Runtime, args) -> int:
 
 
 def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress: bool):
-    """Scan in-process with a progress bar on stderr (seconds of video done / total)."""
+    """Scan in-process with a progress bar on stderr (seconds of video done / total). Broken input
+    is refused before any model loads."""
+    probe(video, runtime.settings.scan.sampling)
     gallery = runtime.gallery
     gallery.refresh()
     bar: tqdm | None = None
@@ -168,14 +206,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def cmd_demo(runtime: Runtime, args) -> int:
-    from workers.demo import run_demo
     report = run_demo(runtime)
     print(json.dumps(report, indent=2))
     return 0
 
 
 COMMANDS = {("gallery", "add"): cmd_gallery_add, ("gallery", "list"): cmd_gallery_list,
-            ("gallery", "remove"): cmd_gallery_remove, ("scan", None): cmd_scan, ("demo", None): cmd_demo}
+            ("gallery", "remove"): cmd_gallery_remove, ("scan", None): cmd_scan, ("demo", None): cmd_demo,
+            **SERVICE_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

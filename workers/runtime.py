@@ -1,12 +1,15 @@
 """Builds the long-lived objects of a process (models, gallery) once from the settings."""
 from __future__ import annotations
 
+from pipeline.characters import CharacterConfig, CharacterMatcher
 from pipeline.faces import FaceDetector, FaceEmbedder
+from pipeline.face_forensics import FaceForensics
 from pipeline.frame_detectors import ClipProbeSignal, CustomOnnxSignal
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
 from pipeline.synthetic import SyntheticAnalyzer
+from gallery.characters import CharacterEnroller, CharacterGallery, ensure_tables
 from gallery.enroll import Enroller
 from gallery.gallery import Gallery
 from gallery.store import GalleryStore
@@ -16,12 +19,15 @@ from workers.settings import Settings
 class Runtime:
     """Models load lazily, once per process; a worker or CLI holds one Runtime."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, characters: CharacterConfig | None = None):
         self.settings = settings
+        self.character_config = characters or CharacterConfig()
         self._detector: FaceDetector | None = None
         self._embedder: FaceEmbedder | None = None
         self._scanner: Scanner | None = None
         self._gallery: Gallery | None = None
+        self._character_gallery: CharacterGallery | None = None
+        self._image_embedder: ClipImageEmbedder | None = None
 
     def _path(self, name: ModelName):
         return self.settings.model_paths.get(name.value)
@@ -53,11 +59,37 @@ class Runtime:
         return Enroller(self.detector, self.embedder, self.settings.scan.quality)
 
     @property
+    def character_gallery(self) -> CharacterGallery:
+        """The character index, on the face gallery's database and home."""
+        if self._character_gallery is None:
+            store = self.gallery.store
+            ensure_tables(store.engine)
+            self._character_gallery = CharacterGallery(self.settings.home, store, self.settings.index)
+        return self._character_gallery
+
+    @property
+    def image_embedder(self) -> ClipImageEmbedder:
+        """CLIP with float activations, for similarity (the AI-image probe keeps its own int8 one)."""
+        if self._image_embedder is None:
+            self._image_embedder = ClipImageEmbedder.from_path(
+                self._path(ModelName.IMAGE_EMBEDDER), available_providers(self.settings.prefer_gpu),
+                float_activations=True)
+        return self._image_embedder
+
+    @property
+    def character_enroller(self) -> CharacterEnroller:
+        return CharacterEnroller(self.detector, self.image_embedder, self.character_config)
+
+    @property
     def scanner(self) -> Scanner:
         if self._scanner is None:
             self._scanner = Scanner(self.detector, self.embedder, self.settings.scan,
-                                    self._synthetic(), self.settings.policy)
+                                    self._synthetic(), self.settings.policy, self.character_matcher())
         return self._scanner
+
+    def character_matcher(self) -> CharacterMatcher:
+        """The scan's character path; it loads CLIP on the first scan with a character registered."""
+        return CharacterMatcher(lambda: self.image_embedder, self.character_gallery, self.character_config)
 
     def _synthetic(self) -> SyntheticAnalyzer:
         settings = self.settings
@@ -69,4 +101,5 @@ class Runtime:
                 settings.prefer_gpu)), AiImageProbe.from_json(head)))
         if settings.custom_detector is not None:
             frame_signals.append(CustomOnnxSignal(settings.custom_detector))
-        return SyntheticAnalyzer(settings.synthetic, frame_signals)
+        return SyntheticAnalyzer(settings.synthetic, frame_signals,
+                                 face_signals_factory=lambda: FaceForensics(settings.forensics))

@@ -9,8 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gallery.index_config import IndexConfig
 from pipeline.config import ScanConfig
+from pipeline.face_forensics import FaceForensicsConfig
+from pipeline.frame_detectors import CustomDetectorConfig
 from pipeline.policy import PolicyConfig
 from pipeline.synthetic import SyntheticConfig
+from workers.service_config import ServiceConfig
 
 
 class Settings(BaseSettings):
@@ -22,12 +25,16 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Celery broker/result backend and gallery-version signal.")
     prefer_gpu: bool = Field(True, description="Use onnxruntime's CUDA provider when present.")
     image_probe: bool = Field(True, description="Run the CLIP AI-image probe (weak signal, ~0.1 s per kept frame).")
+    custom_detector: CustomDetectorConfig | None = Field(
+        None, description="An operator's own frame-level AI detector (ONNX + preprocessing), fused as a signal.")
     model_paths: dict[str, Path] = Field(default_factory=dict,
                                          description="Override a model file: {model name: path}.")
     scan: ScanConfig = ScanConfig()
     policy: PolicyConfig = PolicyConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
+    forensics: FaceForensicsConfig = FaceForensicsConfig()
     index: IndexConfig = IndexConfig()
+    service: ServiceConfig = ServiceConfig()
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'likeness.db'}"

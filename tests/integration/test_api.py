@@ -1,0 +1,142 @@
+"""The HTTP API's contract without workers: keys and roles, JSON errors, size limits, path
+traversal, idempotent submission, OpenAPI, and a submission that survives an unreachable Redis."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import redis
+
+from tests.integration.harness import copy_into, free_port, video
+from tests.media import package_photo
+from workers.app import sender
+from workers.db import JobRow, now
+from workers.recovery import sweep
+from workers.service import Service
+
+
+def _error(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["status"] == status and body["error"]["reason"]
+    return body["error"]["reason"]
+
+
+def test_keys_and_roles(make_stack, make_client):
+    client = make_client(make_stack())
+    http = client.http
+    assert "missing API key" in _error(http.get("/v1/likenesses"), 401)
+    assert "invalid" in _error(http.get("/v1/likenesses", headers={"X-API-Key": "lk_nope"}), 401)
+    platform, owner = client.key("platform", "tube"), client.key("rights_holder", "nba")
+    bearer = {"Authorization": "Bearer " + owner["X-API-Key"]}
+    assert http.get("/v1/likenesses", headers=bearer).json() == []
+    assert "rights_holder" in _error(http.get("/v1/likenesses", headers=platform), 403)
+    assert "platform" in _error(http.post("/v1/scans", headers=owner, data={"uploader": "u", "path": "x"}), 403)
+    _error(http.post("/v1/keys", headers=platform, json={"role": "admin", "principal": "me"}), 403)
+    _error(http.get("/v1/scans/123/report", headers=client.admin), 403)
+
+    listed = http.get("/v1/keys", headers=client.admin).json()
+    assert {(k["role"], k["principal"]) for k in listed} == {("admin", "ops"), ("platform", "tube"),
+                                                            ("rights_holder", "nba")}
+    assert all("key" not in k and k["created_at"].endswith("Z") for k in listed)
+    tube = next(k for k in listed if k["principal"] == "tube")
+    assert http.delete(f"/v1/keys/{tube['id']}", headers=client.admin).status_code == 204
+    _error(http.delete(f"/v1/keys/{tube['id']}", headers=client.admin), 404)
+    assert "revoked" in _error(http.get("/v1/jobs/x", headers=platform), 401)
+    assert "role" in _error(http.post("/v1/keys", headers=client.admin, json={"role": "root", "principal": "x"}), 422)
+
+
+def test_submission_errors_are_json_with_a_reason(make_stack, make_client, tmp_path):
+    stack = make_stack(max_upload_bytes=200_000, max_reference_bytes=50_000, max_references=2)
+    client = make_client(stack)
+    http, platform, owner = client.http, client.key("platform", "tube"), client.key("rights_holder", "nba")
+    clip = copy_into(stack.media_root, video("yao-static-5s"), "in/clip.mp4")
+    outside = tmp_path / "secret.mp4"
+    outside.write_bytes(b"x" * 100)
+    os.symlink(outside, stack.media_root / "in" / "link.mp4")
+
+    def scan(**data):
+        return http.post("/v1/scans", headers=platform, data={"uploader": "u", **data})
+
+    assert "without '..'" in _error(scan(path="../secret.mp4"), 400)
+    assert "without '..'" in _error(scan(path=str(clip)), 400)  # absolute
+    assert "leaves the media root" in _error(scan(path="in/link.mp4"), 400)
+    assert "no file" in _error(scan(path="in/missing.mp4"), 404)
+    assert "exactly one" in _error(scan(), 400)
+    assert "http(s)" in _error(scan(path="in/clip.mp4", callback_url="file:///etc/passwd"), 400)
+    assert _error(http.post("/v1/scans", headers=platform, data={"path": "in/clip.mp4"}), 422) == \
+        "uploader: Field required"
+
+    big = b"\0" * 300_000
+    assert "limit" in _error(http.post("/v1/scans", headers=platform, data={"uploader": "u"},
+                                       files={"file": ("big.mp4", big)}), 413)
+
+    def chunks():  # no Content-Length: the body limit (upload limit + 1 MiB of form) holds while it arrives
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
+        for _ in range(200):
+            yield b"\0" * 10_000
+
+    chunked = http.post("/v1/scans", headers={**platform, "Content-Type": "multipart/form-data; boundary=x"},
+                        content=chunks())
+    assert "limit" in _error(chunked, 413)
+    assert not any((stack.media_root / "uploads").glob("*")), "a refused upload must leave nothing behind"
+
+    photo = package_photo("yaoming.jpg").read_bytes()
+    register = lambda files, **data: http.post("/v1/likenesses", headers=owner,  # noqa: E731
+                                               data={"name": "Yao", **data}, files=files)
+    assert "kind" in _error(register([("files", ("a.jpg", photo))], kind="robot"), 400)
+    assert "policy" in _error(register([("files", ("a.jpg", photo))], policy="sometimes"), 400)
+    assert "at most 2" in _error(register([("files", (f"{i}.jpg", photo)) for i in range(3)]), 413)
+    assert "limit" in _error(register([("files", ("a.jpg", b"\xff" * 60_000))]), 413)
+    assert "no likeness" in _error(http.delete("/v1/likenesses/nope", headers=owner), 404)
+
+
+def test_same_upload_is_one_job(make_stack, make_client):
+    stack = make_stack()
+    client = make_client(stack)
+    platform = client.key("platform", "tube")
+    copy_into(stack.media_root, video("yao-static-5s"), "a.mp4")
+    copy_into(stack.media_root, video("yao-static-5s"), "b.mp4")
+    first = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "a.mp4"})
+    same_bytes = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "b.mp4"})
+    other_uploader = client.http.post("/v1/scans", headers=platform, data={"uploader": "v", "path": "a.mp4"})
+    assert (first.status_code, same_bytes.status_code, other_uploader.status_code) == (202, 200, 202)
+    assert same_bytes.json()["id"] == first.json()["id"] != other_uploader.json()["id"]
+    keyed = [client.http.post("/v1/scans", headers={**platform, "Idempotency-Key": "upload-1"},
+                              data={"uploader": "w", "path": name}) for name in ("a.mp4", "b.mp4")]
+    assert [r.status_code for r in keyed] == [202, 200] and keyed[0].json()["id"] == keyed[1].json()["id"]
+
+
+def test_openapi_and_health(make_stack, make_client):
+    client = make_client(make_stack())
+    schema = client.http.get("/openapi.json").json()
+    assert {"/v1/scans", "/v1/scans/{job_id}/report", "/v1/jobs/{job_id}", "/v1/likenesses",
+            "/v1/likenesses/{identity_id}", "/v1/findings", "/v1/keys", "/v1/keys/{key_id}", "/v1/health"} \
+        <= set(schema["paths"])
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
+    assert client.http.get("/docs").status_code == 200
+    assert client.http.get("/v1/health").json() == {"database": "ok", "redis": "ok"}
+
+
+def test_submission_survives_unreachable_redis(make_stack, make_client, redis_url):
+    """Redis down past the publish retries: the job is stored anyway, and the sweep sends it."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    stack = make_stack(redis=dead, publish_retry_s=0.0, redis_timeout_s=0.5, stale_after_s=5.0)
+    client = make_client(stack)
+    platform = client.key("platform", "tube")
+    copy_into(stack.media_root, video("yao-static-5s"), "a.mp4")
+    submitted = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "a.mp4"})
+    assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
+    assert client.http.get("/v1/health").status_code == 503
+    job_id = submitted.json()["id"]
+
+    stack.redis_url = redis_url  # Redis is back; a worker's sweep finds the job in the database
+    settings = stack.settings()
+    service = Service(settings)
+    assert sweep(service, sender(settings)) == []  # stored a moment ago: not stale yet
+    with service.db.transaction() as s:
+        s.get(JobRow, job_id).updated_at = now() - timedelta(seconds=10)
+    service.redis.delete(f"{settings.service.key_prefix}:sweep")  # the first sweep's once-per-interval lock
+    assert sweep(service, sender(settings)) == [job_id]
+    service_config = settings.service  # new scans wait in the queue's list for priority 6
+    assert redis.Redis.from_url(redis_url).llen(f"{service_config.key_prefix}:{service_config.queue}\x06\x166") == 1

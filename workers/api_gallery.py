@@ -1,0 +1,108 @@
+"""Rights-holder routes: register, list and remove one's own likenesses; read findings about them.
+
+Every query is filtered by the key's principal (the owner): another owner's likenesses and
+findings are invisible, not forbidden, so their existence is not revealed either.
+"""
+from __future__ import annotations
+
+import shutil
+
+from celery import Celery
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Response, UploadFile
+
+from gallery.store import KINDS
+from pipeline.policy import DEFAULT_POLICY, Policy
+from workers.api_auth import require, sender, service
+from workers.api_jobs import job_out, publish
+from workers.auth import Principal
+from workers.jobs import new_id
+from workers.schemas import FindingOut, JobOut, LikenessOut
+from workers.service import Service
+from workers.uploads import UploadRefused, safe_suffix, save_bounded
+
+router = APIRouter(tags=["likenesses"])
+rights_holder = require("rights_holder")
+
+
+def _face(value: str | None) -> str | int | None:
+    if value is None or value == "largest":
+        return value
+    if value.isdigit():
+        return int(value)
+    raise HTTPException(400, f"face must be 'largest' or a number, not {value!r}")
+
+
+@router.post("/v1/likenesses", status_code=202, response_model=JobOut,
+             summary="Register a likeness from reference images (enrolled by a worker)")
+def register(
+    name: str = Form(min_length=1, max_length=200),
+    files: list[UploadFile] = File(description="Reference images (JPEG/PNG), one face each."),
+    kind: str = Form("person", description=f"One of {', '.join(KINDS)}."),
+    policy: str = Form(DEFAULT_POLICY.value, description=f"One of {', '.join(p.value for p in Policy)}."),
+    authorized_uploaders: list[str] = Form([], description="Uploaders always allowed to use this likeness."),
+    face: str | None = Form(None, description="In photos with several faces: 'largest' or N (0 = leftmost)."),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200),
+    who: Principal = Depends(rights_holder),
+    svc: Service = Depends(service),
+    celery: Celery = Depends(sender),
+) -> JobOut:
+    if kind not in KINDS:
+        raise HTTPException(400, f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if policy not in {p.value for p in Policy}:
+        raise HTTPException(400, f"policy must be one of {', '.join(p.value for p in Policy)}, not {policy!r}")
+    limits = svc.settings.service
+    if len(files) > limits.max_references:
+        raise HTTPException(413, f"at most {limits.max_references} reference images per registration")
+    job_id = new_id()
+    folder = svc.media_root / "enroll" / job_id
+    stored = []
+    try:
+        for i, upload in enumerate(files):
+            target = folder / f"{i:03d}{safe_suffix(upload.filename, '.jpg')}"
+            save_bounded(upload.file, target, limits.max_reference_bytes)
+            stored.append({"stored": target.name, "name": (upload.filename or target.name)[:200]})
+    except UploadRefused:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    params = {"name": name, "kind": kind, "policy": policy, "authorized_uploaders": authorized_uploaders,
+              "face": _face(face), "files_dir": str(folder), "files": stored}
+    key = f"{who.name}:key:{idempotency_key}" if idempotency_key else None
+    job, created = svc.jobs.create("enroll", who.name, params, key, job_id)
+    if created:
+        publish(celery, job)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    return job_out(job, svc)
+
+
+@router.get("/v1/likenesses", response_model=list[LikenessOut], summary="Your registered likenesses")
+def list_likenesses(who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[LikenessOut]:
+    return [LikenessOut(id=i.id, name=i.name, kind=i.kind, owner=i.owner, policy=i.policy,
+                        authorized_uploaders=list(i.authorized_uploaders), references=n)
+            for i, n in svc.gallery_store.identities(who.name)]
+
+
+@router.delete("/v1/likenesses/{identity_id}", status_code=202, response_model=JobOut,
+               summary="Remove a likeness: its vectors, references and reference copies (by a worker)")
+def remove(identity_id: str, response: Response, who: Principal = Depends(rights_holder),
+           svc: Service = Depends(service), celery: Celery = Depends(sender)) -> JobOut:
+    identity = svc.gallery_store.identity(identity_id)
+    if identity is None or identity.owner != who.name:
+        raise HTTPException(404, f"no likeness {identity_id}")
+    job, created = svc.jobs.create("remove", who.name, {"identity_id": identity_id},
+                                   f"{who.name}:remove:{identity_id}")
+    if created:
+        publish(celery, job)
+    else:
+        response.status_code = 200
+    return job_out(job, svc)
+
+
+@router.get("/v1/findings", response_model=list[FindingOut], tags=["findings"],
+            summary="Findings about your likenesses, newest first")
+def findings(identity_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+             who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[FindingOut]:
+    return [FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
+                       confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,
+                       created_at=f.created_at, detail=f.data)
+            for f in svc.jobs.findings_of(who.name, identity_id, limit, offset)]

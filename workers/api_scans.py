@@ -1,0 +1,80 @@
+"""Platform routes: submit an upload for scanning (multipart or a path under the media root) and
+read the report."""
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from celery import Celery
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Response, UploadFile
+
+from workers.api_auth import require, sender, service
+from workers.api_jobs import job_out, own_job, publish
+from workers.auth import Principal
+from workers.jobs import new_id
+from workers.schemas import JobOut
+from workers.service import Service
+from workers.uploads import UploadRefused, file_sha256, resolve_in_root, safe_suffix, save_bounded
+from workers.webhooks import WebhookRefused, check_url
+
+router = APIRouter(tags=["scans"])
+platform = require("platform")
+
+
+@router.post("/v1/scans", status_code=202, response_model=JobOut,
+             responses={200: {"model": JobOut, "description": "The same upload was submitted before: its job."}},
+             summary="Submit a video for scanning")
+def submit_scan(
+    response: Response,
+    uploader: str = Form(min_length=1, max_length=200, description="The platform's id of the user who uploaded."),
+    file: UploadFile | None = File(None, description="The video, as a multipart upload."),
+    path: str | None = Form(None, description="Or: the video's path relative to the media root."),
+    callback_url: str | None = Form(None, description="Called when the verdict is not allow (retried)."),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200,
+                                         description="Default: the upload's SHA-256 and the uploader."),
+    who: Principal = Depends(platform),
+    svc: Service = Depends(service),
+    celery: Celery = Depends(sender),
+) -> JobOut:
+    if (file is None) == (path is None):
+        raise HTTPException(400, "send exactly one of `file` (multipart upload) or `path` (under the media root)")
+    if callback_url:
+        try:
+            check_url(callback_url)
+        except WebhookRefused as exc:
+            raise HTTPException(400, str(exc)) from exc
+    job_id = new_id()
+    limit = svc.settings.service.max_upload_bytes
+    upload_dir = svc.media_root / "uploads" / job_id
+    if file is not None:
+        video = upload_dir / f"video{safe_suffix(file.filename, '.mp4')}"
+        try:
+            sha256 = save_bounded(file.file, video, limit)
+        except UploadRefused:
+            shutil.rmtree(upload_dir, ignore_errors=True)
+            raise
+    else:
+        video = resolve_in_root(svc.media_root, path, limit)
+        sha256 = file_sha256(video)
+    key = f"{who.name}:key:{idempotency_key}" if idempotency_key else f"{who.name}:{uploader}:{sha256}"
+    params = {"video": str(video), "uploader": uploader, "callback_url": callback_url, "sha256": sha256}
+    job, created = svc.jobs.create("scan", who.name, params, key, job_id)
+    if not created:
+        shutil.rmtree(upload_dir, ignore_errors=True)
+        response.status_code = 200
+        return job_out(job, svc)
+    publish(celery, job)
+    return job_out(job, svc)
+
+
+@router.get("/v1/scans/{job_id}/report", response_model=dict[str, Any],
+            responses={409: {"description": "The scan has not finished, or it failed."}},
+            summary="The report of a finished scan (DESIGN.md's report JSON)")
+def get_report(job_id: str, who: Principal = Depends(platform), svc: Service = Depends(service)) -> dict:
+    job = own_job(job_id, who, svc)
+    if job.status == "failed":
+        raise HTTPException(409, f"scan failed: {job.error}")
+    report = svc.jobs.report(job_id) if job.status == "done" else None
+    if report is None:
+        raise HTTPException(409, f"scan not finished (status {job.status})")
+    return report

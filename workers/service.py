@@ -1,0 +1,54 @@
+"""What one service process holds (a worker process or an API server), built once from the settings.
+
+Models are loaded only when a task first needs them (or when a worker process starts, see
+worker_process.py), and once per process: `context()` hands every task in a process the same one.
+"""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from gallery.store import GalleryStore
+from workers.auth import KeyStore
+from workers.db import Database
+from workers.jobs import JobStore
+from workers.redis_state import GallerySignal, ProgressBoard, connect
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pid = os.getpid()
+        self.db = Database.open(settings.resolved_database_url())
+        self.jobs = JobStore(self.db)
+        self.keys = KeyStore(self.db)
+        self.gallery_store = GalleryStore(self.db.engine)  # reads only; changes go through tasks
+        self.redis = connect(settings)
+        prefix = settings.service.key_prefix
+        self.progress = ProgressBoard(self.redis, prefix, settings.service.progress_interval_s)
+        self.signal = GallerySignal(self.redis, prefix)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """Models and gallery; only worker processes ever touch this."""
+        return Runtime(self.settings)
+
+    @property
+    def media_root(self) -> Path:
+        return self.settings.service.resolved_media_root(self.settings.home)
+
+
+_service: Service | None = None
+
+
+def context() -> Service:
+    """This worker process's Service, on the Celery app's settings; a process forked from one that
+    had one gets its own (no sockets shared across processes)."""
+    global _service
+    if _service is None or _service.pid != os.getpid():
+        from workers.app import settings
+        _service = Service(settings())
+    return _service

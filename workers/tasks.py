@@ -1,0 +1,219 @@
+"""Celery tasks: thin wrappers that move a job one step, carrying only job ids (never pixels).
+
+A scan is planned into time segments (`scan`), each segment is scanned by whichever worker takes
+it (`scan_segment`), and the last segment to finish sends `merge_scan`, which joins the tracks,
+decides against one gallery version and stores the one report. Every task is idempotent: the
+database records each step once, so a redelivered or duplicated task finds its work done.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import redis
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.exc import OperationalError as DatabaseBusy
+
+import workers.worker_process  # noqa: F401  (the worker's hooks: migrations, model loading, sweeper)
+from pipeline.provenance import read_provenance
+from pipeline.report import build_report
+from pipeline.video import VideoInputError, probe
+from workers import dispatch, segment_codec
+from workers.app import app, settings
+from workers.db import JobRow
+from workers.enrollment import already_enrolled, enrollment_summary, staged_files
+from workers.jobs import ACTIVE, JobFailed
+from workers.redis_state import ensure_current
+from workers.segments import merge_segments, plan_segments
+from workers.service import Service, context
+from workers.webhooks import WebhookError, WebhookRefused, body, deliver
+
+log = logging.getLogger(__name__)
+
+_config = settings().service
+TRANSIENT = (DatabaseBusy, redis.ConnectionError, redis.TimeoutError, BrokerError, ConnectionError, TimeoutError)
+RETRYING = {"bind": True, "autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_jitter": True,
+            "retry_backoff_max": int(_config.retry_backoff_max_s), "max_retries": _config.max_retries}
+
+
+def _begin(service: Service, job_id: str) -> JobRow | None:
+    """Count a start of the job; fail it once it has been started too often without finishing."""
+    job = service.jobs.start(job_id)
+    if job is not None and job.attempts > service.settings.service.max_attempts:
+        service.jobs.fail(job_id, f"gave up after {job.attempts - 1} starts that never finished "
+                                  "(worker lost or time limit each time)")
+        return None
+    return job
+
+
+def _run_job(service: Service, job_id: str, step) -> None:
+    """Run one step; input that can never succeed fails the job instead of being retried."""
+    try:
+        step()
+    except (VideoInputError, JobFailed) as exc:
+        service.jobs.fail(job_id, " ".join(str(exc).split()))
+
+
+# -- scans ---------------------------------------------------------------------------------------
+
+@app.task(name=dispatch.SCAN, **RETRYING)
+def scan(self, job_id: str) -> None:
+    """Probe the upload, record its segments and send one task per segment still to do."""
+    service = context()
+    job = _begin(service, job_id)
+    if job is None:
+        return
+
+    def plan() -> None:
+        info = probe(Path(job.params["video"]), service.settings.scan.sampling)
+        segments = plan_segments(info.duration_s, service.settings.service.segment_s,
+                                 service.settings.scan.sampling.interval_s)
+        pending = service.jobs.plan(job_id, info.duration_s, segments)
+        for number in pending:
+            dispatch.send(app, dispatch.SEGMENT, job_id, number)
+        if not pending:
+            dispatch.send(app, dispatch.MERGE, job_id)
+
+    _run_job(service, job_id, plan)
+
+
+@app.task(name=dispatch.SEGMENT, **RETRYING)
+def scan_segment(self, job_id: str, number: int) -> None:
+    """Scan one segment without a gallery (decisions wait for the merge) and store its tracks."""
+    service = context()
+    segment = service.jobs.start_segment(job_id, number)
+    if segment is None:  # done before (a redelivery): make sure the merge was sent
+        if service.jobs.segment_payloads(job_id) is not None:
+            dispatch.send(app, dispatch.MERGE, job_id)
+        return
+    if segment.attempts > service.settings.service.max_attempts:
+        service.jobs.fail(job_id, f"segment {number} gave up after {segment.attempts - 1} starts that never "
+                                  "finished (worker lost or time limit each time)")
+        return
+    job = service.jobs.get(job_id)
+
+    def run() -> None:
+        report = service.progress.reporter(job_id, number)
+        result = service.runtime.scanner.scan(Path(job.params["video"]), None, progress=report,
+                                              start_s=segment.start_s, end_s=segment.end_s)
+        if service.jobs.finish_segment(job_id, number, segment_codec.encode(result)):
+            dispatch.send(app, dispatch.MERGE, job_id)
+
+    _run_job(service, job_id, run)
+
+
+@app.task(name=dispatch.MERGE, **RETRYING)
+def merge_scan(self, job_id: str) -> None:
+    """Join the segments, decide against the current gallery and store the report once."""
+    service = context()
+    job = service.jobs.get(job_id)
+    if job is None:
+        return
+    if job.status not in ACTIVE:
+        if job.webhook_status == "pending":  # stored, but the webhook may not have been sent
+            dispatch.send(app, dispatch.WEBHOOK, job_id)
+        return
+    payloads = service.jobs.segment_payloads(job_id)
+    if payloads is None:  # another segment's completion will send the merge again
+        return
+
+    def merge() -> None:
+        runtime = service.runtime
+        path = Path(job.params["video"])
+        info = probe(path, service.settings.scan.sampling)
+        gallery = runtime.gallery
+        ensure_current(gallery, service.signal)
+        result = merge_segments(info, read_provenance(path), [segment_codec.decode(p) for p in payloads],
+                                runtime.scanner, gallery, job.params.get("uploader"))
+        report = build_report(result)
+        webhook = bool(job.params.get("callback_url")) and report["verdict"]["action"] != "allow"
+        if service.jobs.complete_scan(job, report, report["findings"], webhook) and webhook:
+            dispatch.send(app, dispatch.WEBHOOK, job_id)
+
+    _run_job(service, job_id, merge)
+
+
+# -- gallery -------------------------------------------------------------------------------------
+
+@app.task(name=dispatch.ENROLL, **RETRYING)
+def enroll(self, job_id: str) -> None:
+    """Register a likeness from the staged references; the new gallery version is announced."""
+    service = context()
+    job = _begin(service, job_id)
+    if job is None:
+        return
+    params = job.params
+    files = staged_files(params)
+    names = {path: name for path, name in files}
+
+    def run() -> None:
+        runtime = service.runtime
+        enrollment = runtime.enroller.enroll([path for path, _ in files], face=params.get("face"))
+        summary = enrollment_summary(enrollment, names)
+        if not enrollment.accepted:
+            reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in summary["rejected"])
+            raise JobFailed(f"no reference image accepted ({reasons})")
+        identity_id = None
+        if job.attempts > 1:
+            identity_id = already_enrolled(service.db, job.principal, params["name"],
+                                           {a.sha256 for a in enrollment.accepted}, job.created_at)
+        if identity_id is None:
+            info = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
+                                       params["authorized_uploaders"], enrollment)
+            identity_id = info.id
+        runtime.gallery.refresh()
+        service.signal.announce(runtime.gallery.version)
+        service.jobs.finish(job_id, {"identity_id": identity_id, **summary}, runtime.gallery.version)
+
+    _run_job(service, job_id, run)
+    shutil.rmtree(params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
+
+
+@app.task(name=dispatch.REMOVE, **RETRYING)
+def remove_identity(self, job_id: str) -> None:
+    """Delete a likeness for good (rows, vectors, reference copies); removing it twice is a no-op."""
+    service = context()
+    job = _begin(service, job_id)
+    if job is None:
+        return
+    gallery = service.runtime.gallery
+    identity_id = job.params["identity_id"]
+    try:
+        gallery.remove(identity_id, job.principal)
+        result = {"removed": identity_id}
+    except KeyError:
+        result = {"removed": identity_id, "already_removed": True}
+    gallery.refresh()
+    service.signal.announce(gallery.version)
+    service.jobs.finish(job_id, result, gallery.version)
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+@app.task(name=dispatch.WEBHOOK, bind=True, max_retries=_config.webhook_max_retries,
+          autoretry_for=(DatabaseBusy,), retry_backoff=1, retry_jitter=True)
+def deliver_webhook(self, job_id: str) -> None:
+    """POST the verdict to the job's callback URL; retried with backoff until it is taken."""
+    service = context()
+    job = service.jobs.get(job_id)
+    if job is None or job.webhook_status != "pending":
+        return
+    config = service.settings.service
+    secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
+    data = body(job_id, job.params.get("uploader"), service.jobs.report(job_id))
+    try:
+        deliver(job.params["callback_url"], data, job_id, secret, config.webhook_timeout_s,
+                config.webhook_allow_private)
+    except WebhookRefused as exc:
+        service.jobs.webhook_result(job_id, "failed", str(exc))
+        return
+    except WebhookError as exc:
+        final = self.request.retries >= self.max_retries
+        service.jobs.webhook_result(job_id, "failed" if final else "pending", str(exc))
+        if final:
+            return
+        delay = min(config.retry_backoff_max_s, 2 ** self.request.retries) * random.uniform(0.5, 1.0)
+        raise self.retry(exc=exc, countdown=delay) from exc
+    service.jobs.webhook_result(job_id, "delivered", None)
