@@ -22,39 +22,40 @@ class IndexConfig(BaseModel):
     exact_max: int = Field(
         50_000, ge=0,
         description="With kind='auto', above this many vectors build an approximate index. Exact search "
-        "costs O(n) per query (about 1 ms per 20k vectors on one core), approximate adds a build and some recall loss.",
+        "costs O(n) per query (a memory-bound scan: about 2-3 ms per 10k vectors on one core), approximate adds a "
+        "build and some recall loss.",
     )
     nlist: int | None = Field(
         None, ge=1,
-        description="IVF lists. More lists = fewer vectors scanned per probe but slower training and "
-        "more probes needed for the same recall. None = about 2*sqrt(n), chosen at build time.",
+        description="IVF lists. More lists = fewer vectors scanned per probe, but slower training and "
+        "assignment (both cost n x nlist). None = about sqrt(n), a power of two, chosen at each build.",
     )
-    nprobe: int = Field(
-        24, ge=1,
-        description="IVF lists scanned per query. Recall and latency both rise with it.",
+    nprobe: int | None = Field(
+        None, ge=1,
+        description="IVF lists scanned per query; recall and latency both rise with it. Recall depends mostly "
+        "on the fraction nprobe/nlist. None = nlist/10, at least 32 (small galleries have few, wide lists).",
     )
     pq_m: int = Field(
-        64, ge=1,
-        description="Product-quantiser sub-vectors (bytes per vector at 8 bits); must divide dim. "
-        "More = better candidate ranking and more memory.",
+        32, ge=1,
+        description="Product-quantiser sub-vectors of 4 bits each (fast-scan); must divide dim. "
+        "More = better candidate ranking, more memory (m/2 bytes per vector) and slower scans.",
     )
-    pq_nbits: int = Field(8, ge=4, le=12, description="Bits per PQ sub-vector code.")
     rerank: int = Field(
-        128, ge=0,
-        description="Approximate candidates re-scored with the exact stored vectors per query (at least k are). "
-        "Removes quantisation error from the final ranking; costs about 0.1 us per candidate per dim.",
+        192, ge=1,
+        description="Approximate candidates per query re-scored with the exact stored vectors (at least k are). "
+        "More recovers neighbours the quantised ranking misplaced, at one 512-d dot product each.",
     )
     hnsw_m: int = Field(32, ge=4, description="HNSW graph degree: recall and memory rise with it.")
-    ef_construction: int = Field(80, ge=8, description="HNSW build beam: graph quality vs build time.")
-    ef_search: int = Field(128, ge=1, description="HNSW search beam: recall vs latency (raised to k when smaller).")
+    ef_construction: int = Field(40, ge=8, description="HNSW build beam: graph quality vs build time.")
+    ef_search: int = Field(64, ge=1, description="HNSW search beam: recall vs latency (raised to k when smaller).")
     train_size: int = Field(
         65_536, ge=1_000,
         description="Vectors sampled to train IVF centroids and PQ codebooks: more = better fit, slower training.",
     )
     drift_ratio: float = Field(
-        1.25, gt=1.0,
-        description="Re-train IVF when vectors added since training quantise this much worse than the "
-        "held-out baseline measured at training time.",
+        1.5, gt=1.0,
+        description="Re-train IVF when vectors added since training sit this many times less close to their "
+        "nearest centroid than held-out vectors did at training time (once 5% of the trained size was added).",
     )
     growth_ratio: float = Field(
         4.0, gt=1.0,
@@ -63,15 +64,19 @@ class IndexConfig(BaseModel):
     )
     max_tombstones: float = Field(
         0.2, gt=0.0, le=1.0,
-        description="HNSW cannot delete: removed vectors are filtered at search time and the graph is rebuilt "
-        "when this fraction of it is dead.",
+        description="Approximate indexes never delete in place: removed vectors are skipped at search time "
+        "and the index is rebuilt once this fraction of its entries is dead. Lower = more rebuilds, "
+        "higher = more memory and scan time spent on dead entries.",
     )
     background: bool = Field(
         True,
         description="Build / re-train approximate indexes on a background thread; exact search or the previous "
         "index serves meanwhile. False = build inline (deterministic, for tests and batch jobs).",
     )
-    use_gpu: bool = Field(True, description="Search on a faiss GPU when faiss has GPU support and sees a GPU.")
+    use_gpu: bool = Field(
+        True, description="Search exactly on a faiss GPU when faiss has GPU support, sees a GPU and the gallery "
+        "holds at least 1000 vectors (below that the CPU is faster than the transfer)."
+    )
     keep_snapshots: int = Field(
         2, ge=2, description="Snapshots kept on disk; at least 2 so the previous one survives a bad write."
     )

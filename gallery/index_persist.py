@@ -40,8 +40,11 @@ class Snapshot:
     path: Path
     meta: dict[str, Any]
 
-    def file(self, name: str) -> Path | None:
-        return self.path / name if name in self.meta["files"] else None
+    def file(self, name: str) -> Path:
+        """Path of a file the manifest lists (and so verified); KeyError if it lists none such."""
+        if name not in self.meta["files"]:
+            raise KeyError(f"snapshot {self.path} has no {name}")
+        return self.path / name
 
 
 def snapshot_dir(directory: Path, version: int) -> Path:
@@ -97,7 +100,7 @@ def read_latest(directory: Path) -> Snapshot:
         path = snapshot_dir(directory, version)
         try:
             return Snapshot(version, path, _verify(path, version))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("skipping snapshot %s: %s", path, exc)
     raise IndexCorruptError(f"no snapshot in {directory} passes its checksum (tried {versions})")
 

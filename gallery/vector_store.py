@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from gallery.id_map import IdMap
 from gallery.index_errors import DuplicateIdError
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What one ``remove`` did: the ids removed and, per id, (emptied row, last row moved into it)."""
+
+    ids: np.ndarray
+    steps: list[tuple[int, int]]
 
 
 class VectorStore:
     """Dense float32 rows keyed by int64 id.
 
     Removal moves the last row into the hole, so rows 0..n-1 are always live and exact search
-    is one BLAS call over a contiguous matrix. Arrays may start as copy-on-write memory maps of a
+    is one scan over a contiguous matrix. Arrays may start as copy-on-write memory maps of a
     snapshot; they are copied into RAM only when an add outgrows them.
     """
 
@@ -20,15 +31,12 @@ class VectorStore:
         self._ids = np.empty(0, np.int64) if ids is None else ids
         self._vectors = np.empty((0, dim), np.float32) if vectors is None else vectors
         self._n = len(self._ids)
-        self._row_of: dict[int, int] = {int(i): r for r, i in enumerate(self._ids.tolist())}
-        if len(self._row_of) != self._n:
+        self._row_of = IdMap(self._ids)
+        if self._row_of.has_duplicates():
             raise DuplicateIdError("stored ids are not unique")
 
     def __len__(self) -> int:
         return self._n
-
-    def __contains__(self, id_: int) -> bool:
-        return int(id_) in self._row_of
 
     @property
     def ids(self) -> np.ndarray:
@@ -42,36 +50,35 @@ class VectorStore:
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id, -1 where the id is absent."""
-        get = self._row_of.get
-        return np.fromiter((get(i, -1) for i in ids.tolist()), np.int64, len(ids))
+        return self._row_of.get(ids)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        present = [i for i in ids.tolist() if i in self._row_of]
-        if present:
-            raise DuplicateIdError(f"ids already in the index: {present[:10]}")
+        present = ids[self._row_of.get(ids) >= 0]
+        if len(present):
+            raise DuplicateIdError(f"ids already in the index: {present[:10].tolist()}")
         self._reserve(self._n + len(ids))
         end = self._n + len(ids)
         self._ids[self._n : end] = ids
         self._vectors[self._n : end] = vectors
-        self._row_of.update(zip(ids.tolist(), range(self._n, end)))
+        self._row_of.insert(ids, np.arange(self._n, end, dtype=np.int64))
         self._n = end
 
-    def remove(self, ids: np.ndarray) -> np.ndarray:
-        """Remove the ids that are present; return those ids."""
-        removed = []
-        for id_ in ids.tolist():
-            row = self._row_of.pop(id_, None)
-            if row is None:
-                continue
-            removed.append(id_)
+    def remove(self, ids: np.ndarray) -> Removal:
+        """Remove the (unique) ids that are present."""
+        removed = ids[self._row_of.get(ids) >= 0]
+        steps = []
+        for id_ in removed.tolist():
+            row = int(self._row_of.get(np.array([id_]))[0])
             last = self._n - 1
             if row != last:
-                moved = int(self._ids[last])
-                self._ids[row] = moved
+                moved = self._ids[last : last + 1].copy()
+                self._ids[row] = moved[0]
                 self._vectors[row] = self._vectors[last]
-                self._row_of[moved] = row
+                self._row_of.set(moved, np.array([row]))
+            steps.append((row, last))
             self._n = last
-        return np.asarray(removed, np.int64)
+        self._row_of.delete(removed)
+        return Removal(removed, steps)
 
     def _reserve(self, needed: int) -> None:
         if needed <= len(self._ids):
