@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 
+from pipeline.characters import CharacterResult, CharacterTrack
 from pipeline.policy import Finding
 from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
@@ -39,6 +40,9 @@ def _evidence(finding: Finding) -> list[dict]:
     """The best frames of the finding: usable faces with the highest similarity."""
     items = []
     for track, match in zip(finding.tracks, finding.matches):
+        if isinstance(track, CharacterTrack):  # image path: its best crop per frame
+            items += [{"t_s": _r(h.t_s), "bbox": list(h.box), "similarity": _r(h.similarity),
+                       "track_id": track.track_id, "region": h.region} for h in track.hits]
         for face, sim in zip(track.usable_faces, match.face_similarities):
             items.append({"t_s": _r(face.t_s), "bbox": [_r(v, 1) for v in face.bbox], "similarity": _r(sim),
                           "track_id": track.track_id})
@@ -46,14 +50,30 @@ def _evidence(finding: Finding) -> list[dict]:
     return items[:MAX_EVIDENCE]
 
 
-def _finding(finding: Finding) -> dict:
+def _finding(finding: Finding, characters: CharacterResult | None) -> dict:
+    identity = _identity(finding.identity)
+    if characters is not None and finding.identity.id in characters.cast:
+        identity["played_by"] = list(characters.cast[finding.identity.id])
     return {
-        "identity": _identity(finding.identity), "category": finding.category, "confidence": finding.confidence,
+        "identity": identity, "category": finding.category, "confidence": finding.confidence,
         "start_s": _r(min(t.start_s for t in finding.tracks)), "end_s": _r(max(t.end_s for t in finding.tracks)),
         "similarity": _r(finding.match.similarity), "status": finding.match.status,
         "tracks": [t.track_id for t in finding.tracks], "evidence": _evidence(finding),
         "action": finding.action.value, "reasons": finding.reasons,
     }
+
+
+def _character_tracks(characters: CharacterResult | None) -> dict | None:
+    """The image path's tracks, as face tracks are reported; None when it did not run (no character
+    registered)."""
+    if characters is None:
+        return None
+    tracks = []
+    for track, match in zip(characters.tracks, characters.matches):
+        entry = {k: v for k, v in _track(track, match).items() if k not in ("faces", "usable_faces")}
+        tracks.append({**entry, "frames": len(track.hits)})
+    return {"frames_embedded": characters.frames_embedded, "crops_embedded": characters.crops_embedded,
+            "tracks": tracks}
 
 
 def build_report(result: ScanResult) -> dict:
@@ -72,7 +92,8 @@ def build_report(result: ScanResult) -> dict:
                                   for s in result.synthetic.signals]},
         "tracks": [_track(t, m) for t, m in zip(result.tracks, result.matches)],
         "faces_dropped": result.dropped_faces,
-        "findings": [_finding(f) for f in result.findings],
+        "findings": [_finding(f, result.characters) for f in result.findings],
+        "character_tracks": _character_tracks(result.characters),
         "verdict": {"action": result.verdict.action.value, "reasons": result.verdict.reasons},
         "gallery_version": result.gallery_version,
         "warnings": result.warnings,

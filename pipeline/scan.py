@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from pipeline.characters import CharacterMatcher, CharacterResult
 from pipeline.config import ScanConfig
 from pipeline.faces import FaceDetector, FaceEmbedder, align_face
 from pipeline.identify import GallerySearcher, decide_tracks
@@ -43,6 +44,7 @@ class ScanResult:
     gallery_version: int
     segment: tuple[float, float | None] = (0.0, None)
     warnings: list[str] = field(default_factory=list)
+    characters: CharacterResult | None = None  # the image path's tracks, when characters are registered
 
 
 class _Stopwatch:
@@ -57,12 +59,14 @@ class Scanner:
     """Holds the models (loaded once) and scans videos against a gallery."""
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, config: ScanConfig,
-                 synthetic: SyntheticAnalyzer, policy: PolicyConfig | None = None):
+                 synthetic: SyntheticAnalyzer, policy: PolicyConfig | None = None,
+                 characters: CharacterMatcher | None = None):
         self.detector = detector
         self.embedder = embedder
         self.config = config
         self.synthetic = synthetic
         self.policy = policy or PolicyConfig()
+        self.characters = characters
 
     def scan(self, path: Path, gallery: GallerySearcher | None, uploader: str | None = None,
              progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None) -> ScanResult:
@@ -77,6 +81,7 @@ class Scanner:
         dropped: Counter[str] = Counter()
         stats = DecodeStats()
         frames = self.synthetic.frame_sampler(info, self.config.sampling.interval_s)
+        characters = self.characters.start() if self.characters is not None else None  # character hook
         for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
             faces = self._faces(frame, watch, dropped, tracker)
             for face in faces:
@@ -86,20 +91,33 @@ class Scanner:
             tracker.update(faces, frame.t_s)
             watch.add("track", started)
             frames.offer(frame, faces)
+            if characters is not None:  # character hook
+                started = time.perf_counter()
+                characters.offer(frame, faces)
+                watch.add("characters", started)
             if progress:
                 progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()
         matches = decide_tracks(tracks, gallery, self.config.match)
+        if characters is not None:  # character hook: face-path decisions about characters
+            matches = self.characters.review(tracks, matches, gallery, self.config.match)
         watch.add("match", started)
         started = time.perf_counter()
         synthetic = self.synthetic.analyze(info, provenance, frames, tracks)
         watch.add("synthetic", started)
         ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, self.policy), synthetic.score,
                         synthetic.label_present, synthetic.summary)
+        character_result = None
+        if characters is not None:  # character hook: embed what is left, search, decide character tracks
+            started = time.perf_counter()
+            character_result = self.characters.finish(characters, max((t.track_id for t in tracks), default=0) + 1)
+            watch.add("characters", started)
         started = time.perf_counter()
         findings = self._findings(tracks, matches, ai, uploader)
+        if character_result is not None:  # character hook: the image path's tracks join the findings
+            findings, character_result = self.characters.findings(findings, character_result, ai, uploader)
         result_verdict = verdict(findings, ai)
         watch.add("decide", started)
         warnings = [stats.corrupt_tail] if stats.corrupt_tail else []
@@ -107,7 +125,7 @@ class Scanner:
                           provenance=provenance, synthetic=synthetic, ai=ai, findings=findings,
                           verdict=result_verdict, timings_ms=dict(watch.ms), dropped_faces=dict(dropped),
                           decode=stats, gallery_version=getattr(gallery, "version", 0),
-                          segment=(start_s, end_s), warnings=warnings)
+                          segment=(start_s, end_s), warnings=warnings, characters=character_result)
 
     def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str],
                tracker: FaceTracker) -> list[FaceObservation]:
