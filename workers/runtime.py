@@ -21,7 +21,7 @@ class Runtime:
 
     def __init__(self, settings: Settings, characters: CharacterConfig | None = None):
         self.settings = settings
-        self.character_config = characters or CharacterConfig()
+        self.character_config = characters or settings.characters
         self._detector: FaceDetector | None = None
         self._embedder: FaceEmbedder | None = None
         self._scanner: Scanner | None = None

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gallery.index_config import IndexConfig
+from pipeline.characters import CharacterConfig
 from pipeline.config import ScanConfig
 from pipeline.face_forensics import FaceForensicsConfig
 from pipeline.frame_detectors import CustomDetectorConfig
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     forensics: FaceForensicsConfig = FaceForensicsConfig()
+    characters: CharacterConfig = CharacterConfig()
     index: IndexConfig = IndexConfig()
     service: ServiceConfig = ServiceConfig()
 
