@@ -10,15 +10,13 @@ rebuilt whenever it does not match the database; one gallery version counts chan
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gallery.enroll import MAX_REFERENCE_BYTES, EnrollmentResult, RejectedReference
-from gallery.gallery import Gallery
+from gallery.gallery import Gallery, gallery_lock
 from gallery.index import VectorIndex
 from gallery.index_config import IndexConfig
 from gallery.index_errors import VectorIndexError
@@ -284,17 +282,9 @@ class CharacterGallery:
         tmp.write_text(json.dumps({"gallery_version": version, "index_version": index.version}))
         os.replace(tmp, self._index_dir / "gallery_version.json")
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """The face gallery's lock file: one writer of either index's snapshots at a time. Never
-        held while calling a Gallery method that takes it (flock does not nest across handles)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / ".gallery.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self):
+        """The face gallery's lock: never held while calling a Gallery method that takes it."""
+        return gallery_lock(self.home)
 
     # -- changing ------------------------------------------------------------------------------
 

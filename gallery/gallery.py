@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 FACE_DIM = 512
 
 
+@contextmanager
+def gallery_lock(home: Path) -> Iterator[None]:
+    """One writer of index snapshots (faces and characters) at a time across processes on a home
+    directory. flock does not nest across handles: never take it twice in one call chain."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".gallery.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Gallery:
     """Implements the pipeline's GallerySearcher over the face index."""
 
@@ -108,16 +121,8 @@ class Gallery:
 
     # -- changing ------------------------------------------------------------------------------
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One writer of index snapshots at a time across processes on this home directory."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / ".gallery.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self):
+        return gallery_lock(self.home)
 
     def add(self, name: str, kind: str, owner: str, policy: str, authorized: list[str],
             enrollment: EnrollmentResult) -> IdentityInfo:
