@@ -125,8 +125,9 @@ class Gallery:
         return gallery_lock(self.home)
 
     def add(self, name: str, kind: str, owner: str, policy: str, authorized: list[str],
-            enrollment: EnrollmentResult) -> IdentityInfo:
-        """Register an identity from accepted references; copies of the photos stay private to it."""
+            enrollment: EnrollmentResult, match_threshold: float | None = None) -> IdentityInfo:
+        """Register an identity from accepted references; copies of the photos stay private to it.
+        `match_threshold` raises the match threshold for this identity alone (known look-alikes)."""
         if not enrollment.accepted:
             raise ValueError("no reference was accepted; nothing registered")
         with self._lock():
@@ -140,7 +141,8 @@ class Gallery:
                     source_name=ref.path.name, sha256=ref.sha256, stored_path=target.name,
                     embedding=ref.embedding.astype(np.float32).tobytes(),
                     face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw}))
-            info, ids, version = self.store.add_identity(name, kind, owner, policy, authorized, references)
+            info, ids, version = self.store.add_identity(name, kind, owner, policy, authorized, references,
+                                                         match_threshold)
             os.replace(staged, self._references_dir / info.id)
             self.refresh_after_change(version, add=(ids, [r.embedding for r in enrollment.accepted]))
             return info

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -36,13 +36,15 @@ class IdentityRow(Base):
     owner: Mapped[str] = mapped_column(String(200), index=True)
     policy: Mapped[str] = mapped_column(String(40))
     authorized_uploaders: Mapped[list] = mapped_column(JSON, default=list)
+    match_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # stricter, for look-alikes
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     references: Mapped[list["ReferenceRow"]] = relationship(
         back_populates="identity", cascade="all, delete-orphan", passive_deletes=True)
 
     def info(self) -> IdentityInfo:
         return IdentityInfo(id=self.id, name=self.name, kind=self.kind, owner=self.owner, policy=self.policy,
-                            authorized_uploaders=tuple(self.authorized_uploaders or ()))
+                            authorized_uploaders=tuple(self.authorized_uploaders or ()),
+                            match_threshold=self.match_threshold)
 
 
 class ReferenceRow(Base):
@@ -131,13 +133,13 @@ class GalleryStore:
         return row.version
 
     def add_identity(self, name: str, kind: str, owner: str, policy: str, authorized: list[str],
-                     references: list[dict]) -> tuple[IdentityInfo, list[int], int]:
+                     references: list[dict], match_threshold: float | None = None) -> tuple[IdentityInfo, list[int], int]:
         """Insert an identity with its references; returns (info, reference ids, new version)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         with self.session() as s, s.begin():
             identity = IdentityRow(name=name, kind=kind, owner=owner, policy=policy,
-                                   authorized_uploaders=list(authorized))
+                                   authorized_uploaders=list(authorized), match_threshold=match_threshold)
             s.add(identity)
             s.flush()
             rows = [ReferenceRow(identity_id=identity.id, **ref) for ref in references]

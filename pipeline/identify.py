@@ -98,8 +98,11 @@ def _decide(scores: list[IdentityScore], face_hits: list[list[ReferenceHit]], ga
         return TrackMatch(None, best.similarity, margin, vote_fraction, best.identity, "no_match",
                           f"no registered likeness is close: {facts}", tuple(face_sims))
     failures = []
-    if best.similarity < config.threshold:
-        failures.append(f"similarity below the match threshold {config.threshold:.2f}")
+    own = best.identity.match_threshold
+    threshold = max(config.threshold, own) if own is not None else config.threshold
+    if best.similarity < threshold:
+        whose = "this likeness's own threshold" if threshold > config.threshold else "the match threshold"
+        failures.append(f"similarity below {whose} {threshold:.2f}")
     if margin < config.margin:
         failures.append(f"margin below {config.margin:.2f} (look-alike of another registered likeness)")
     if vote_fraction < config.min_vote_fraction:

@@ -100,6 +100,7 @@ class IdentityInfo:
     owner: str
     policy: str
     authorized_uploaders: tuple[str, ...] = ()
+    match_threshold: float | None = None  # this likeness's own, stricter threshold (known look-alikes)
 
 
 @dataclass(frozen=True)

@@ -90,3 +90,17 @@ def test_bad_video_is_one_line_error_and_writes_nothing(tmp_path, clip, make):
     assert len(lines) == 1 and lines[0].startswith("likeness: error:"), result.stderr
     assert result.stdout == ""
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_a_stricter_threshold_for_one_likeness(tmp_path, clip):
+    """A likeness known to be confused with look-alikes gets its own, higher threshold."""
+    home = tmp_path / "home"
+    added = likeness(home, "gallery", "add", "--name", "Yao Ming", "--threshold", "0.99",
+                     str(package_photo("yaoming.jpg")))
+    assert added.returncode == 0, added.stderr
+    report = json.loads(likeness(home, "scan", str(clip), "--json", "--no-progress").stdout)
+    decisions = [t["decision"] for t in report["tracks"]
+                 if t["decision"]["candidate"] == "Yao Ming" and t["decision"]["similarity"] >= 0.40]
+    assert decisions and all(d["status"] == "weak" for d in decisions)
+    assert "this likeness's own threshold 0.99" in decisions[0]["reason"]
+    assert report["findings"] == []

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--policy", choices=[p.value for p in Policy], default=DEFAULT_POLICY.value)
     add.add_argument("--authorize", nargs="*", default=[], metavar="UPLOADER",
                      help="uploaders always allowed to use this likeness")
+    add.add_argument("--threshold", type=float, default=None,
+                     help="a stricter match threshold for this likeness alone (known look-alikes)")
     add.add_argument("--face", default=None,
                      help="which face in photos with several: 'largest' or N (0 = leftmost)")
     add.add_argument("--played-by", nargs="*", default=[], metavar="ID",
@@ -93,7 +95,8 @@ def cmd_gallery_add(runtime: Runtime, args) -> int:
         print(json.dumps({"id": None, **output}, indent=2))
         reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in enrollment.rejected)
         raise CliError(f"no reference image accepted ({reasons})")
-    info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment)
+    info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment,
+                               match_threshold=args.threshold)
     print(json.dumps({"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner,
                       "policy": info.policy, **output}, indent=2))
     return 0
