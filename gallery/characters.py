@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -28,11 +28,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gallery.enroll import MAX_REFERENCE_BYTES, EnrollmentResult, RejectedReference
-from gallery.gallery import Gallery, gallery_lock
+from gallery.gallery import Gallery, face_reference_fields, gallery_lock
 from gallery.index import VectorIndex
 from gallery.index_config import IndexConfig
 from gallery.index_errors import VectorIndexError
-from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow
+from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow, _now
 from pipeline.characters import CharacterConfig, ImageEmbedder, choose_crops, cut
 from pipeline.config import SamplingConfig
 from pipeline.faces import FaceDetector
@@ -41,10 +41,6 @@ from pipeline.types import IdentityInfo, ReferenceHit
 from pipeline.video import VideoInputError, probe, sample_frames
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class CharacterReferenceRow(Base):
@@ -323,11 +319,8 @@ class CharacterGallery:
                                    authorized_uploaders=list(authorized))
             s.add(identity)
             s.flush()
-            face_rows = [ReferenceRow(
-                identity_id=identity.id, source_name=r.path.name, sha256=r.sha256, stored_path=stored[r.path],
-                embedding=r.embedding.astype(np.float32).tobytes(),
-                face={"bbox": r.bbox, "det_score": r.det_score, "sharpness": r.sharpness, "yaw": r.yaw})
-                for r in faces.accepted]
+            face_rows = [ReferenceRow(identity_id=identity.id, **face_reference_fields(r, stored[r.path]))
+                         for r in faces.accepted]
             image_rows = [CharacterReferenceRow(
                 identity_id=identity.id, source_name=r.image.source.name, sha256=r.sha256,
                 stored_path=stored[r.image.path], region=r.region, box=list(r.box), t_s=r.image.t_s,

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from gallery.enroll import EnrollmentResult
+from gallery.enroll import AcceptedReference, EnrollmentResult
 from gallery.index import VectorIndex
 from gallery.index_config import IndexConfig
 from gallery.index_errors import VectorIndexError
@@ -42,6 +42,13 @@ def gallery_lock(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def face_reference_fields(ref: AcceptedReference, stored_path: str) -> dict:
+    """The reference_images row of one accepted face reference."""
+    return dict(source_name=ref.path.name, sha256=ref.sha256, stored_path=stored_path,
+                embedding=ref.embedding.astype(np.float32).tobytes(),
+                face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw})
+
+
 class Gallery:
     """Implements the pipeline's GallerySearcher over the face index."""
 
@@ -63,25 +70,29 @@ class Gallery:
         current = self.store.version()
         if current == self.version and self._index is not None:
             return False
-        references = self.store.references()
-        self._owners = {ref.id: ref.identity_id for ref in references}
-        self._identities = {info.id: info for info, _ in self.store.identities()}
-        self._index = self._load_or_rebuild(current, references)
-        self.version = current
+        index = self._load_snapshot(current)
+        if index is None:
+            index = self._build(self.store.references())
+            with self._lock():
+                self._save(index, current)
+        self._use(index, current)
         return True
 
-    def _load_or_rebuild(self, version: int, references) -> VectorIndex:
+    def _load_snapshot(self, version: int) -> VectorIndex | None:
+        """The saved index when it was written for this gallery version and is intact, else None."""
         try:
             if self._sidecar().get("gallery_version") == version:
                 index = VectorIndex.load(self._index_dir, self._index_config)
-                if len(index) == len(references):
+                if set(index.ids().tolist()) == set(self.store.reference_owners()):
                     return index
         except (VectorIndexError, OSError, ValueError) as exc:
             log.warning("face index snapshot unusable, rebuilding from the database: %s", exc)
-        index = self._build(references)
-        with self._lock():
-            self._save(index, version)
-        return index
+        return None
+
+    def _use(self, index: VectorIndex, version: int) -> None:
+        self._owners = self.store.reference_owners()
+        self._identities = {info.id: info for info, _ in self.store.identities()}
+        self._index, self.version = index, version
 
     def _build(self, references) -> VectorIndex:
         index = VectorIndex(FACE_DIM, self._index_config)
@@ -137,10 +148,7 @@ class Gallery:
             for ref in enrollment.accepted:
                 target = staged / f"{ref.sha256}{ref.path.suffix.lower()}"
                 shutil.copyfile(ref.path, target)
-                references.append(dict(
-                    source_name=ref.path.name, sha256=ref.sha256, stored_path=target.name,
-                    embedding=ref.embedding.astype(np.float32).tobytes(),
-                    face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw}))
+                references.append(face_reference_fields(ref, target.name))
             info, ids, version = self.store.add_identity(name, kind, owner, policy, authorized, references,
                                                          match_threshold)
             os.replace(staged, self._references_dir / info.id)
@@ -159,24 +167,15 @@ class Gallery:
             return info
 
     def refresh_after_change(self, version: int, add=None, remove=None) -> None:
-        """Apply one change to the loaded index without a rebuild when it is current, then save."""
+        """Apply one change to the loaded index when it is the version just before, else rebuild
+        from the database; then save. The caller holds the gallery lock."""
         if self._index is None or self.version != version - 1:
-            self.version = -1
-            self._lock_free_refresh(version)
-            return
-        if add is not None:
-            self._index.add(np.array(add[0], dtype=np.int64), np.stack(add[1]))
-        if remove is not None:
-            self._index.remove(np.array(remove, dtype=np.int64))
-        self._owners = {ref.id: ref.identity_id for ref in self.store.references()}
-        self._identities = {info.id: info for info, _ in self.store.identities()}
-        self._save(self._index, version)
-        self.version = version
-
-    def _lock_free_refresh(self, version: int) -> None:
-        references = self.store.references()
-        self._owners = {ref.id: ref.identity_id for ref in references}
-        self._identities = {info.id: info for info, _ in self.store.identities()}
-        index = self._build(references)
+            index = self._build(self.store.references())
+        else:
+            index = self._index
+            if add is not None:
+                index.add(np.array(add[0], dtype=np.int64), np.stack(add[1]))
+            if remove:
+                index.remove(np.array(remove, dtype=np.int64))
         self._save(index, version)
-        self._index, self.version = index, version
+        self._use(index, version)

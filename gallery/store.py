@@ -172,6 +172,11 @@ class GalleryStore:
             row = s.get(IdentityRow, identity_id)
             return row.info() if row else None
 
+    def reference_owners(self) -> dict[int, str]:
+        """Reference id → identity id, without loading embeddings."""
+        with self.session() as s:
+            return dict(s.execute(select(ReferenceRow.id, ReferenceRow.identity_id)).all())
+
     def references(self) -> list[StoredReference]:
         with self.session() as s:
             rows = s.execute(select(ReferenceRow.id, ReferenceRow.identity_id, ReferenceRow.embedding))
