@@ -64,7 +64,7 @@ class FrameCollector:
         self._seen = 0
         self.frames: list[np.ndarray] = []
         self.keyframes: list[np.ndarray] = []  # watermarks survive compression mostly in I-frames
-        self._face_signals = face_signals
+        self.face_signals = face_signals
 
     def offer(self, frame: Frame, faces: list[FaceObservation]) -> None:
         if self._seen % self._stride == 0 and len(self.frames) < self._keep:
@@ -72,8 +72,8 @@ class FrameCollector:
         if frame.keyframe and len(self.keyframes) < self._keep:
             self.keyframes.append(frame.image)
         self._seen += 1
-        if self._face_signals is not None:
-            self._face_signals.observe(frame, faces)
+        if self.face_signals is not None:
+            self.face_signals.observe(frame, faces)
 
 
 class SyntheticAnalyzer:
@@ -96,8 +96,8 @@ class SyntheticAnalyzer:
         if self.config.watermark:
             signals.append(watermark_signal(frames.keyframes or frames.frames))
         signals += [detector.signal(frames.frames) for detector in self._frame_signals]
-        if frames._face_signals is not None:
-            signals += frames._face_signals.signals(tracks)
+        if frames.face_signals is not None:
+            signals += frames.face_signals.signals(tracks)
         return fuse(signals, provenance.ai_label_present, self.config)
 
 
