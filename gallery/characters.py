@@ -11,7 +11,6 @@ rebuilt whenever it does not match the database; one gallery version counts chan
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,10 +27,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gallery.enroll import MAX_REFERENCE_BYTES, EnrollmentResult, RejectedReference
-from gallery.gallery import Gallery, face_reference_fields, gallery_lock
+from gallery.gallery import Gallery, face_reference_fields, gallery_lock, load_snapshot, save_snapshot
 from gallery.index import VectorIndex
 from gallery.index_config import IndexConfig
-from gallery.index_errors import VectorIndexError
 from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow, _now
 from pipeline.characters import CharacterConfig, ImageEmbedder, choose_crops, cut
 from pipeline.config import SamplingConfig
@@ -209,11 +207,11 @@ class CharacterGallery:
         if current == self.version and self._loaded is not None:
             return False
         rows = self._rows()
-        index = self._snapshot(current, len(rows))
+        index = load_snapshot(self._index_dir, self._index_config, current, {r[0] for r in rows})
         if index is None:
             index = self._build(rows)
             with self._lock():
-                self._save(index, current)
+                save_snapshot(index, self._index_dir, current)
         self._loaded, self.version = self._with(index, rows), current
         return True
 
@@ -254,29 +252,11 @@ class CharacterGallery:
         return _Loaded(index, {rid: iid for rid, iid, _ in rows}, identities,
                        {k: tuple(v) for k, v in cast.items()})
 
-    def _snapshot(self, version: int, count: int) -> VectorIndex | None:
-        try:
-            sidecar = self._index_dir / "gallery_version.json"
-            if sidecar.exists() and json.loads(sidecar.read_text()).get("gallery_version") == version:
-                index = VectorIndex.load(self._index_dir, self._index_config)
-                if len(index) == count:
-                    return index
-        except (VectorIndexError, OSError, ValueError) as exc:
-            log.warning("character index snapshot unusable, rebuilding from the database: %s", exc)
-        return None
-
     def _build(self, rows: list[tuple[int, str, np.ndarray]]) -> VectorIndex:
         index = VectorIndex(EMBED_DIM, self._index_config)
         if rows:
             index.add(np.array([r[0] for r in rows], dtype=np.int64), np.stack([r[2] for r in rows]))
         return index
-
-    def _save(self, index: VectorIndex, version: int) -> None:
-        self._index_dir.mkdir(parents=True, exist_ok=True)
-        index.save(self._index_dir)
-        tmp = self._index_dir / "gallery_version.json.tmp"
-        tmp.write_text(json.dumps({"gallery_version": version, "index_version": index.version}))
-        os.replace(tmp, self._index_dir / "gallery_version.json")
 
     def _lock(self):
         """The face gallery's lock: never held while calling a Gallery method that takes it."""
@@ -352,7 +332,7 @@ class CharacterGallery:
                 index.add(np.array(add[0], dtype=np.int64), np.stack(add[1]))
             if remove:
                 index.remove(np.array(remove, dtype=np.int64))
-        self._save(index, version)
+        save_snapshot(index, self._index_dir, version)
         self._loaded, self.version = self._with(index, rows), version
 
 

@@ -7,7 +7,6 @@ gallery version (another process changed the gallery, or a snapshot was lost).
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -20,7 +19,7 @@ import numpy as np
 from gallery.enroll import AcceptedReference, EnrollmentResult
 from gallery.index import VectorIndex
 from gallery.index_config import IndexConfig
-from gallery.index_errors import VectorIndexError
+from gallery.index_errors import SnapshotNotFoundError, VectorIndexError
 from gallery.store import GalleryStore
 from pipeline.types import IdentityInfo, ReferenceHit
 
@@ -40,6 +39,27 @@ def gallery_lock(home: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save_snapshot(index: VectorIndex, directory: Path, gallery_version: int) -> None:
+    """Save an index with the database gallery version it reflects, inside its checksummed manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index.save(directory, extra={"gallery_version": gallery_version})
+
+
+def load_snapshot(directory: Path, config: IndexConfig, gallery_version: int, ids: set[int]) -> VectorIndex | None:
+    """The saved index when it was written for this gallery version and holds exactly `ids`, else
+    None (the caller rebuilds from the database)."""
+    try:
+        index = VectorIndex.load(directory, config)
+    except SnapshotNotFoundError:
+        return None
+    except (VectorIndexError, OSError, ValueError) as exc:
+        log.warning("index snapshot in %s unusable, rebuilding from the database: %s", directory, exc)
+        return None
+    if index.extra.get("gallery_version") == gallery_version and set(index.ids().tolist()) == ids:
+        return index
+    return None
 
 
 def face_reference_fields(ref: AcceptedReference, stored_path: str) -> dict:
@@ -70,24 +90,13 @@ class Gallery:
         current = self.store.version()
         if current == self.version and self._index is not None:
             return False
-        index = self._load_snapshot(current)
+        index = load_snapshot(self._index_dir, self._index_config, current, set(self.store.reference_owners()))
         if index is None:
             index = self._build(self.store.references())
             with self._lock():
-                self._save(index, current)
+                save_snapshot(index, self._index_dir, current)
         self._use(index, current)
         return True
-
-    def _load_snapshot(self, version: int) -> VectorIndex | None:
-        """The saved index when it was written for this gallery version and is intact, else None."""
-        try:
-            if self._sidecar().get("gallery_version") == version:
-                index = VectorIndex.load(self._index_dir, self._index_config)
-                if set(index.ids().tolist()) == set(self.store.reference_owners()):
-                    return index
-        except (VectorIndexError, OSError, ValueError) as exc:
-            log.warning("face index snapshot unusable, rebuilding from the database: %s", exc)
-        return None
 
     def _use(self, index: VectorIndex, version: int) -> None:
         self._owners = self.store.reference_owners()
@@ -100,17 +109,6 @@ class Gallery:
             index.add(np.array([r.id for r in references], dtype=np.int64),
                       np.stack([r.embedding for r in references]))
         return index
-
-    def _sidecar(self) -> dict:
-        path = self._index_dir / "gallery_version.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def _save(self, index: VectorIndex, version: int) -> None:
-        self._index_dir.mkdir(parents=True, exist_ok=True)
-        index.save(self._index_dir)
-        tmp = self._index_dir / "gallery_version.json.tmp"
-        tmp.write_text(json.dumps({"gallery_version": version, "index_version": index.version}))
-        os.replace(tmp, self._index_dir / "gallery_version.json")
 
     def __len__(self) -> int:
         self.refresh()
@@ -177,5 +175,5 @@ class Gallery:
                 index.add(np.array(add[0], dtype=np.int64), np.stack(add[1]))
             if remove:
                 index.remove(np.array(remove, dtype=np.int64))
-        self._save(index, version)
+        save_snapshot(index, self._index_dir, version)
         self._use(index, version)

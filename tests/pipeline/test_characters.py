@@ -5,7 +5,6 @@ tests/test_characters_e2e.py runs the same code on the real tower and real media
 """
 from __future__ import annotations
 
-import json
 
 import cv2
 import numpy as np
@@ -15,6 +14,7 @@ from gallery.characters import (CharacterEnrollment, CharacterGallery, Character
                                 ensure_tables)
 from gallery.enroll import AcceptedReference, EnrollmentResult
 from gallery.gallery import Gallery
+from gallery.index import VectorIndex
 from gallery.store import GalleryStore
 from pipeline.characters import (CharacterCollector, CharacterConfig, CharacterResult, CharacterSample,
                                  CharacterTrack, character_findings, choose_crops, decide_characters,
@@ -289,8 +289,8 @@ def test_register_search_reload_and_remove(galleries, tmp_path):
     assert len(characters) == 3 and len(gallery) == 2  # the villain has no face reference
     assert [h.identity_id for h in characters.search(unit(2)[None], 1)[0]] == [villain.id]
 
-    snapshot = json.loads((home / "index" / "characters" / "gallery_version.json").read_text())
-    assert snapshot["gallery_version"] == 3
+    snapshot = VectorIndex.load(home / "index" / "characters")
+    assert snapshot.extra["gallery_version"] == 3
     reopened = CharacterGallery(home, GalleryStore.open(f"sqlite:///{home / 'likeness.db'}"))
     reopened._build = None  # a current snapshot is loaded, never rebuilt
     assert len(reopened) == 3 and reopened.search(unit(1)[None], 1)[0][0].identity_id == hero.id
