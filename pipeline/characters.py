@@ -470,9 +470,6 @@ class CharacterMatcher:
             self._embedder = self._make_embedder()
         return CharacterCollector(self._embedder, self.index, self.config)
 
-    def finish(self, collector: CharacterCollector, first_track_id: int) -> CharacterResult:
-        return self.decide(collector.finish(), collector.frames_embedded, first_track_id)
-
     def decide(self, samples: list[CharacterSample], frames_embedded: int, first_track_id: int) -> CharacterResult:
         """Tracks and decisions from samples, against the character index as it is now."""
         tracks, matches = decide_characters(samples, self.index, self.config, first_track_id)

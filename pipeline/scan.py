@@ -1,4 +1,5 @@
-"""One scan, in process: probe → sample → detect → embed → track → match → score → decide."""
+"""One scan, in process, in two steps: observe (probe → sample → detect → embed → track → score) and
+decide (match → findings → verdict). A segmented scan observes each segment apart and decides once."""
 from __future__ import annotations
 
 import queue
@@ -11,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from pipeline.characters import CharacterMatcher, CharacterResult
+from pipeline.characters import CharacterMatcher, CharacterResult, CharacterSample
 from pipeline.config import ScanConfig
 from pipeline.faces import FaceDetector, FaceEmbedder, align_face
 from pipeline.identify import GallerySearcher, decide_tracks
@@ -25,6 +26,34 @@ from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
+
+
+@dataclass(frozen=True)
+class CharacterSamples:
+    """The character path's embedded crops of one pass, not yet decided: segments scanned apart pool
+    their samples and are decided together, so a character crossing a cut becomes one track."""
+
+    samples: list[CharacterSample]
+    frames_embedded: int
+
+
+@dataclass
+class Observation:
+    """What one pass over a video, or over one time segment of it, saw: everything that needs the
+    pixels and nothing that needs the face gallery. `Scanner.decide` turns it into a ScanResult;
+    the observations of segments scanned apart are merged into one first, so a segmented scan is
+    decided by the same code as an in-process one."""
+
+    info: VideoInfo
+    provenance: Provenance
+    tracks: list[Track]
+    synthetic: SyntheticResult          # this pass's signals, fused
+    decode: DecodeStats
+    dropped_faces: dict[str, int]
+    timings_ms: dict[str, float]
+    segment: tuple[float, float | None] = (0.0, None)
+    warnings: list[str] = field(default_factory=list)
+    characters: CharacterSamples | None = None  # None when no character was registered
 
 
 @dataclass
@@ -48,15 +77,16 @@ class ScanResult:
 
 
 class _Stopwatch:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = defaultdict(float)
+    def __init__(self, ms: dict[str, float] | None = None) -> None:
+        self.ms: dict[str, float] = defaultdict(float, ms or {})
 
     def add(self, stage: str, started: float) -> None:
         self.ms[stage] += (time.perf_counter() - started) * 1000.0
 
 
 class Scanner:
-    """Holds the models (loaded once) and scans videos against a gallery."""
+    """Holds the models (loaded once) and scans videos against a gallery: `observe` a video (or a
+    segment of it), then `decide` what was observed."""
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, config: ScanConfig,
                  synthetic: SyntheticAnalyzer, policy: PolicyConfig | None = None,
@@ -70,6 +100,12 @@ class Scanner:
 
     def scan(self, path: Path, gallery: GallerySearcher | None, uploader: str | None = None,
              progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None) -> ScanResult:
+        return self.decide(self.observe(path, progress, start_s, end_s), gallery, uploader)
+
+    def observe(self, path: Path, progress: ProgressFn | None = None, start_s: float = 0.0,
+                end_s: float | None = None) -> Observation:
+        """Sample, detect, embed and track faces; collect synthetic-media evidence and character
+        samples. No identity is decided here: a segment's observation waits for the merge."""
         watch = _Stopwatch()
         started = time.perf_counter()
         info = probe(Path(path), self.config.sampling)
@@ -81,7 +117,7 @@ class Scanner:
         dropped: Counter[str] = Counter()
         stats = DecodeStats()
         frames = self.synthetic.frame_sampler(info, self.config.sampling.interval_s)
-        characters = self.characters.start() if self.characters is not None else None  # character hook
+        characters = self.characters.start() if self.characters is not None else None
         for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
             faces = self._faces(frame, watch, dropped, tracker)
             for face in faces:
@@ -91,7 +127,7 @@ class Scanner:
             tracker.update(faces, frame.t_s)
             watch.add("track", started)
             frames.offer(frame, faces)
-            if characters is not None:  # character hook
+            if characters is not None:
                 started = time.perf_counter()
                 characters.offer(frame, faces)
                 watch.add("characters", started)
@@ -100,32 +136,51 @@ class Scanner:
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()
-        matches = decide_tracks(tracks, gallery, self.config.match)
-        if characters is not None:  # character hook: face-path decisions about characters
-            matches = self.characters.review(tracks, matches, gallery, self.config.match)
-        watch.add("match", started)
-        started = time.perf_counter()
         synthetic = self.synthetic.analyze(info, provenance, frames, tracks)
         watch.add("synthetic", started)
+        samples = None
+        if characters is not None:  # embed the crops still pending
+            started = time.perf_counter()
+            samples = CharacterSamples(characters.finish(), characters.frames_embedded)
+            watch.add("characters", started)
+        warnings = [stats.corrupt_tail] if stats.corrupt_tail else []
+        return Observation(info=info, provenance=provenance, tracks=tracks, synthetic=synthetic, decode=stats,
+                           dropped_faces=dict(dropped), timings_ms=dict(watch.ms), segment=(start_s, end_s),
+                           warnings=warnings, characters=samples)
+
+    def decide(self, observation: Observation, gallery: GallerySearcher | None,
+               uploader: str | None = None) -> ScanResult:
+        """Identity decisions per track (face and character paths), findings and the verdict,
+        against the gallery as it is now."""
+        watch = _Stopwatch(observation.timings_ms)
+        tracks = observation.tracks
+        samples = observation.characters if self.characters is not None else None
+        started = time.perf_counter()
+        matches = decide_tracks(tracks, gallery, self.config.match)
+        if samples is not None:  # face-path decisions about characters
+            matches = self.characters.review(tracks, matches, gallery, self.config.match)
+        watch.add("match", started)
+        synthetic = observation.synthetic
         ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, self.policy), synthetic.score,
                         synthetic.label_present, synthetic.summary)
         character_result = None
-        if characters is not None:  # character hook: embed what is left, search, decide character tracks
+        if samples is not None:  # search every sample at once, decide character tracks
             started = time.perf_counter()
-            character_result = self.characters.finish(characters, max((t.track_id for t in tracks), default=0) + 1)
+            character_result = self.characters.decide(samples.samples, samples.frames_embedded,
+                                                      max((t.track_id for t in tracks), default=0) + 1)
             watch.add("characters", started)
         started = time.perf_counter()
         findings = self._findings(tracks, matches, ai, uploader)
-        if character_result is not None:  # character hook: the image path's tracks join the findings
+        if character_result is not None:  # the image path's tracks join the findings
             findings, character_result = self.characters.findings(findings, character_result, ai, uploader)
         result_verdict = verdict(findings, ai)
         watch.add("decide", started)
-        warnings = [stats.corrupt_tail] if stats.corrupt_tail else []
-        return ScanResult(info=info, frames_sampled=stats.sampled, tracks=tracks, matches=matches,
-                          provenance=provenance, synthetic=synthetic, ai=ai, findings=findings,
-                          verdict=result_verdict, timings_ms=dict(watch.ms), dropped_faces=dict(dropped),
-                          decode=stats, gallery_version=getattr(gallery, "version", 0),
-                          segment=(start_s, end_s), warnings=warnings, characters=character_result)
+        return ScanResult(info=observation.info, frames_sampled=observation.decode.sampled, tracks=tracks,
+                          matches=matches, provenance=observation.provenance, synthetic=synthetic, ai=ai,
+                          findings=findings, verdict=result_verdict, timings_ms=dict(watch.ms),
+                          dropped_faces=observation.dropped_faces, decode=observation.decode,
+                          gallery_version=getattr(gallery, "version", 0), segment=observation.segment,
+                          warnings=observation.warnings, characters=character_result)
 
     def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str],
                tracker: FaceTracker) -> list[FaceObservation]:

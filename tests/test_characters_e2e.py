@@ -17,11 +17,16 @@ import pytest
 
 from pipeline.characters import CharacterConfig, CharacterTrack
 from pipeline.image_embedder import ClipImageEmbedder
+from pipeline.provenance import read_provenance
+from pipeline.scan import Scanner
 from pipeline.report import build_report, write_thumbnails
+from pipeline.video import probe
 from tests.media import dlib_johns, package_photo
 from tests.videos import Scene, encode_video
+from workers import segment_codec
 from workers.cli import _parser, cmd_gallery_add, main
 from workers.runtime import Runtime
+from workers.segments import merge_segments
 from workers.settings import Settings
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -135,6 +140,43 @@ def test_megamind_is_found_in_the_other_part_of_the_clip_and_only_there(runtime,
     assert report["character_tracks"]["frames_embedded"] >= 3
     written = write_thumbnails(result, tmp_path / "evidence")
     assert matched[0].track_id in written and cv2.imread(str(written[matched[0].track_id])) is not None
+
+
+def scanner_embedding_every_face(runtime: Runtime) -> Scanner:
+    """The module's scanner, but embedding every face: segments then see exactly the faces a whole scan sees."""
+    scan_config = runtime.settings.scan
+    tracking = scan_config.tracking.model_copy(update={"reembed_every_s": 0.0})
+    config = scan_config.model_copy(update={"tracking": tracking})
+    base = runtime.scanner
+    return Scanner(base.detector, base.embedder, config, base.synthetic, base.policy, base.characters)
+
+
+@pytest.mark.parametrize("tracking", ["embed-every-face", "default"])
+def test_segments_merged_report_the_character_of_a_whole_scan(runtime, registered, opencv_data, tracking):
+    """The service's path: each segment observed apart and carried as JSON, as between workers, then
+    merged. Megamind's close-up is cut at 9.46 s, leaving one frame of him before the cut: decided per
+    segment that frame is no track; pooled, the samples make one track across the cut. With every face
+    embedded the findings equal the whole scan's; by default segments embed a few more faces after a
+    cut, which may let the face path find the character too (docs/service.md), so the finding's span
+    and reasons may differ, not who is found or what is done."""
+    scanner = scanner_embedding_every_face(runtime) if tracking == "embed-every-face" else runtime.scanner
+    path, cut_s = opencv_data / "Megamind.avi", ROXANNE_2[0] + 3.0   # on a sampling instant of the whole scan
+    runtime.gallery.refresh()
+    whole = build_report(scanner.scan(path, runtime.gallery, start_s=ROXANNE_2[0], uploader="u1"))
+    observations = [scanner.observe(path, start_s=ROXANNE_2[0], end_s=cut_s), scanner.observe(path, start_s=cut_s)]
+    parts = [segment_codec.decode(json.loads(json.dumps(segment_codec.encode(o)))) for o in observations]
+    first = parts[0].characters
+    assert [m.status for m in scanner.characters.decide(first.samples, first.frames_embedded, 1).matches] != ["match"]
+
+    merged = build_report(merge_segments(probe(path, runtime.settings.scan.sampling), read_provenance(path),
+                                         parts[::-1], scanner, runtime.gallery, "u1"))
+    decided = ("identity", "category", "status", "action") + (("start_s", "end_s", "reasons", "similarity")
+                                                             if tracking == "embed-every-face" else ())
+    assert [{k: f[k] for k in decided} for f in merged["findings"]] == [{k: f[k] for k in decided}
+                                                                        for f in whole["findings"]]
+    assert [f["category"] for f in merged["findings"]] == ["ip_character"] and merged["verdict"] == whole["verdict"]
+    (track,) = [t for t in merged["character_tracks"]["tracks"] if t["match"]]
+    assert track["match"]["name"] == "Megamind" and track["start_s"] < cut_s <= track["end_s"]
 
 
 def people_video(folder: Path) -> Path:

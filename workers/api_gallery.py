@@ -32,15 +32,28 @@ def _face(value: str | None) -> str | int | None:
     raise HTTPException(400, f"face must be 'largest' or a number, not {value!r}")
 
 
+def _check_cast(svc: Service, kind: str, played_by: list[str]) -> None:
+    """Actors are registered people of any owner: a studio's character is played by someone whose
+    likeness another rights holder registered."""
+    if played_by and kind != "character":
+        raise HTTPException(400, "played_by is for kind character")
+    for actor in played_by:
+        identity = svc.gallery_store.identity(actor)
+        if identity is None or identity.kind != "person":
+            raise HTTPException(400, f"played_by {actor}: no registered person with that id")
+
+
 @router.post("/v1/likenesses", status_code=202, response_model=JobOut,
              summary="Register a likeness from reference images (enrolled by a worker)")
 def register(
     name: str = Form(min_length=1, max_length=200),
-    files: list[UploadFile] = File(description="Reference images (JPEG/PNG), one face each."),
+    files: list[UploadFile] = File(description="Reference images (JPEG/PNG), one face each; for a character "
+                                               "also artwork and short clips (a few frames of each are taken)."),
     kind: str = Form("person", description=f"One of {', '.join(KINDS)}."),
     policy: str = Form(DEFAULT_POLICY.value, description=f"One of {', '.join(p.value for p in Policy)}."),
     authorized_uploaders: list[str] = Form([], description="Uploaders always allowed to use this likeness."),
     face: str | None = Form(None, description="In photos with several faces: 'largest' or N (0 = leftmost)."),
+    played_by: list[str] = Form([], description="kind character only: ids of the registered people who play it."),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200),
     who: Principal = Depends(rights_holder),
     svc: Service = Depends(service),
@@ -48,6 +61,7 @@ def register(
 ) -> JobOut:
     if kind not in KINDS:
         raise HTTPException(400, f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    _check_cast(svc, kind, played_by)
     if policy not in {p.value for p in Policy}:
         raise HTTPException(400, f"policy must be one of {', '.join(p.value for p in Policy)}, not {policy!r}")
     limits = svc.settings.service
@@ -65,7 +79,7 @@ def register(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     params = {"name": name, "kind": kind, "policy": policy, "authorized_uploaders": authorized_uploaders,
-              "face": _face(face), "files_dir": str(folder), "files": stored}
+              "face": _face(face), "played_by": played_by, "files_dir": str(folder), "files": stored}
     key = f"{who.name}:key:{idempotency_key}" if idempotency_key else None
     job, created = svc.jobs.create("enroll", who.name, params, key, job_id)
     if created:

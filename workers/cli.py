@@ -14,12 +14,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gallery.characters import reference_images
 from gallery.store import KINDS
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.report import build_report, write_thumbnails
 from pipeline.video import VideoInputError, probe
 from workers.demo import run_demo
+from workers.enrollment import enroll_character
 from workers.cli_service import SERVICE_COMMANDS, add_service_commands
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -105,14 +105,10 @@ def cmd_gallery_add(runtime: Runtime, args) -> int:
 def _add_character(runtime: Runtime, args) -> int:
     """Stills, artwork or short clips: every one embedded whole and cropped for the image path,
     faces (where usable) for the face path too."""
-    face = _face_choice(args.face)
     with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:
-        images, unreadable = reference_images(args.files, Path(frames_dir), runtime.character_config,
-                                              runtime.settings.scan.sampling)
-        faces = runtime.enroller.enroll([i.path for i in images], face=face)
-        crops = runtime.character_enroller.enroll(images, face=face)
-        rejected = unreadable + crops.rejected
-        labels = {i.path: i.label for i in images}
+        refs = enroll_character(runtime, args.files, Path(frames_dir), _face_choice(args.face))
+        faces, crops, rejected = refs.faces, refs.crops, refs.rejected
+        labels = {i.path: i.label for i in refs.images}
         output = {"accepted": sorted({r.image.label for r in crops.references}),
                   "rejected": [{"file": labels.get(r.path, str(r.path)), "reason": r.reason} for r in rejected],
                   "face_references": [labels[a.path] for a in faces.accepted],

@@ -1,16 +1,50 @@
-"""Registration of a likeness as a job: the reference files staged by the API, and the check that
+"""Registration of a likeness: the character enrollment shared by the CLI and the service, and, for
+the service, the job that registers from the reference files staged by the API, with the check that
 makes a repeated enrollment task adopt the identity its first run created instead of adding another."""
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
-from gallery.enroll import EnrollmentResult
+from gallery.characters import CharacterEnrollment, CharacterReferenceRow, ReferenceImage, reference_images
+from gallery.enroll import EnrollmentResult, RejectedReference
 from gallery.store import IdentityRow, ReferenceRow
-from workers.db import Database, utc
+from workers.db import Database, JobRow, utc
+from workers.jobs import JobFailed
+from workers.runtime import Runtime
 
+
+@dataclass(frozen=True)
+class CharacterReferences:
+    """A character's references enrolled for both paths: usable faces for the face index, CLIP crops of
+    every still and clip frame for the image index."""
+
+    images: list[ReferenceImage]
+    faces: EnrollmentResult
+    crops: CharacterEnrollment
+    rejected: list[RejectedReference]  # unreadable files, and images no crop could be taken from
+
+    @property
+    def sha256s(self) -> set[str]:
+        return {a.sha256 for a in self.faces.accepted} | {r.sha256 for r in self.crops.references}
+
+
+def enroll_character(runtime: Runtime, files: Sequence[Path], frames_dir: Path,
+                     face: str | int | None) -> CharacterReferences:
+    """Stills as they are, clips as a few frames written under `frames_dir` (which must outlive the
+    registration: the gallery copies them), each embedded by both embedders."""
+    images, unreadable = reference_images(files, frames_dir, runtime.character_config, runtime.settings.scan.sampling)
+    faces = runtime.enroller.enroll([i.path for i in images], face=face)
+    crops = runtime.character_enroller.enroll(images, face=face)
+    return CharacterReferences(images, faces, crops, unreadable + crops.rejected)
+
+
+# -- the service's enrollment job -----------------------------------------------------------------
 
 def staged_files(job_params: dict) -> list[tuple[Path, str]]:
     """(stored path, name the client gave) of each reference, in upload order."""
@@ -25,13 +59,72 @@ def enrollment_summary(enrollment: EnrollmentResult, names: dict[Path, str]) -> 
 
 def already_enrolled(db: Database, owner: str, name: str, sha256s: set[str], since: datetime) -> str | None:
     """The identity an earlier run of the same job registered: same owner and name, created since the
-    job was, with exactly these reference images."""
+    job was, with exactly these reference images (face and character references alike)."""
     with db.session() as s:
         candidates = s.scalars(select(IdentityRow).where(IdentityRow.owner == owner, IdentityRow.name == name))
         for identity in candidates:
             if utc(identity.created_at) < utc(since):
                 continue
             stored = set(s.scalars(select(ReferenceRow.sha256).where(ReferenceRow.identity_id == identity.id)))
+            stored |= set(s.scalars(select(CharacterReferenceRow.sha256).where(
+                CharacterReferenceRow.identity_id == identity.id)))
             if stored == sha256s:
                 return identity.id
     return None
+
+
+def _no_reference(rejected: list[dict]) -> JobFailed:
+    reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected)
+    return JobFailed(f"no reference image accepted ({reasons})")
+
+
+def register_person(runtime: Runtime, db: Database, job: JobRow) -> dict:
+    """Enroll the job's faces and register the likeness; the job's result."""
+    params = job.params
+    files = staged_files(params)
+    enrollment = runtime.enroller.enroll([path for path, _ in files], face=params.get("face"))
+    summary = enrollment_summary(enrollment, dict(files))
+    if not enrollment.accepted:
+        raise _no_reference(summary["rejected"])
+    identity_id = None
+    if job.attempts > 1:
+        identity_id = already_enrolled(db, job.principal, params["name"], {a.sha256 for a in enrollment.accepted},
+                                       job.created_at)
+    if identity_id is None:
+        identity_id = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
+                                          params["authorized_uploaders"], enrollment).id
+    return {"identity_id": identity_id, **summary}
+
+
+def register_character(runtime: Runtime, db: Database, job: JobRow) -> dict:
+    """Enroll the job's stills and clips as `likeness gallery add --kind character` does and register
+    the character with its cast; the job's result, in the CLI's words, references named as uploaded."""
+    params = job.params
+    names = dict(staged_files(params))
+    with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:
+        refs = enroll_character(runtime, list(names), Path(frames_dir), params.get("face"))
+        labels = {i.path: _label(i, names) for i in refs.images} | names
+        summary = {"accepted": sorted({labels[r.image.path] for r in refs.crops.references}),
+                   "rejected": [{"file": labels.get(r.path, r.path.name), "reason": r.reason} for r in refs.rejected],
+                   "face_references": [labels[a.path] for a in refs.faces.accepted],
+                   "image_references": len(refs.crops.references)}
+        if not refs.crops.references:
+            raise _no_reference(summary["rejected"])
+        identity_id = None
+        if job.attempts > 1:
+            identity_id = already_enrolled(db, job.principal, params["name"], refs.sha256s, job.created_at)
+        if identity_id is None:
+            try:
+                identity_id = runtime.character_gallery.add(
+                    runtime.gallery, params["name"], job.principal, params["policy"], params["authorized_uploaders"],
+                    refs.faces, refs.crops, params.get("played_by", [])).id
+            except ValueError as exc:  # an actor removed since the API checked it
+                raise JobFailed(str(exc)) from exc
+    played_by = [a.name for a in runtime.character_gallery.cast(identity_id)]
+    return {"identity_id": identity_id, **summary, "played_by": played_by}
+
+
+def _label(image: ReferenceImage, names: dict[Path, str]) -> str:
+    """A reference as the client named it; a clip's frames with their time in the clip."""
+    name = names.get(image.source, image.source.name)
+    return name if image.t_s is None else f"{name}@{image.t_s:.2f}s"

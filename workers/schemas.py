@@ -42,7 +42,9 @@ class JobOut(BaseModel):
     status: Literal["queued", "running", "done", "failed"]
     error: str | None = Field(description="Why the job failed; set only when status is failed.")
     result: dict[str, Any] | None = Field(description="scan: verdict and number of findings; enroll: identity id "
-                                                      "and accepted/rejected references; remove: removed id.")
+                                                      "and accepted/rejected references (a character also: "
+                                                      "face_references, image_references, played_by); remove: "
+                                                      "removed id.")
     progress: Progress | None = Field(description="scan jobs only.")
     gallery_version: int | None = Field(description="Gallery version the scan was decided against.")
     attempts: int

@@ -1,9 +1,11 @@
 """Long videos as time segments: where to cut, and how segment results become one scan.
 
 Cuts fall on multiples of the sampling interval, so a segmented scan samples the same instants
-as a whole one. Tracks cut by a boundary are joined by the tracker's own link rule (see
-`_link_score`); identity decisions, findings and the verdict are then made once, over the joined
-tracks, against one gallery version.
+as a whole one. Each segment is only observed (`Scanner.observe`); the merge builds one
+Observation of the whole video: face tracks cut by a boundary are joined by the tracker's own link
+rule (see `_link_score`), and the character path's samples are pooled, so its own rule links a
+character across a cut. `Scanner.decide`, the in-process scan's decision step, then decides it once
+against one gallery version.
 """
 from __future__ import annotations
 
@@ -13,11 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.config import TrackingConfig
-from pipeline.identify import GallerySearcher, decide_tracks
-from pipeline.policy import AiEvidence, ai_level, verdict
+from pipeline.identify import GallerySearcher
 from pipeline.provenance import Provenance
-from pipeline.scan import Scanner, ScanResult
-from pipeline.synthetic import fuse
+from pipeline.scan import CharacterSamples, Observation, Scanner, ScanResult
+from pipeline.synthetic import SyntheticConfig, fuse
 from pipeline.tracking import iou
 from pipeline.types import Signal, Track, VideoInfo
 from pipeline.video import DecodeStats
@@ -145,22 +146,29 @@ def _sum(dicts: list[dict]) -> dict:
     return total
 
 
+def _pooled_characters(parts: list[SegmentPart]) -> CharacterSamples | None:
+    """The character samples of segments in time order, pooled; None when no segment ran the
+    character path (no character was registered while it was scanned)."""
+    found = [p.characters for p in parts if p.characters is not None]
+    if not found:
+        return None
+    return CharacterSamples([s for c in found for s in c.samples], sum(c.frames_embedded for c in found))
+
+
+def merge_observations(info: VideoInfo, provenance: Provenance, parts: list[SegmentPart], tracking: TrackingConfig,
+                       synthetic: SyntheticConfig) -> Observation:
+    """One Observation of the whole video from its segments (in any order)."""
+    parts = sorted(parts, key=lambda p: p.start_s)
+    return Observation(info=info, provenance=provenance, tracks=join_tracks([p.tracks for p in parts], tracking),
+                       synthetic=fuse(merge_signals([p.signals for p in parts]), provenance.ai_label_present,
+                                      synthetic),
+                       decode=_decode_totals(parts), dropped_faces=_sum([p.dropped_faces for p in parts]),
+                       timings_ms=_sum([p.timings_ms for p in parts]),
+                       warnings=[w for p in parts for w in p.warnings], characters=_pooled_characters(parts))
+
+
 def merge_segments(info: VideoInfo, provenance: Provenance, parts: list[SegmentPart], scanner: Scanner,
                    gallery: GallerySearcher | None, uploader: str | None) -> ScanResult:
     """The ScanResult of the whole video from its segments (in any order), decided once."""
-    parts = sorted(parts, key=lambda p: p.start_s)
-    tracks = join_tracks([p.tracks for p in parts], scanner.config.tracking)
-    matches = decide_tracks(tracks, gallery, scanner.config.match)
-    synthetic = fuse(merge_signals([p.signals for p in parts]), provenance.ai_label_present, scanner.synthetic.config)
-    ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, scanner.policy), synthetic.score,
-                    synthetic.label_present, synthetic.summary)
-    # Scanner._findings is the pipeline's one rule for grouping tracks into findings; it has no
-    # public name yet (see docs/service.md).
-    findings = scanner._findings(tracks, matches, ai, uploader)
-    decode = _decode_totals(parts)
-    return ScanResult(info=info, frames_sampled=decode.sampled, tracks=tracks, matches=matches,
-                      provenance=provenance, synthetic=synthetic, ai=ai, findings=findings,
-                      verdict=verdict(findings, ai), timings_ms=_sum([p.timings_ms for p in parts]),
-                      dropped_faces=_sum([p.dropped_faces for p in parts]), decode=decode,
-                      gallery_version=getattr(gallery, "version", 0), segment=(0.0, None),
-                      warnings=[w for p in parts for w in p.warnings])
+    observation = merge_observations(info, provenance, parts, scanner.config.tracking, scanner.synthetic.config)
+    return scanner.decide(observation, gallery, uploader)

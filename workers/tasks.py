@@ -23,7 +23,7 @@ from pipeline.video import VideoInputError, probe
 from workers import dispatch, segment_codec
 from workers.app import app, settings
 from workers.db import JobRow
-from workers.enrollment import already_enrolled, enrollment_summary, staged_files
+from workers.enrollment import register_character, register_person
 from workers.jobs import ACTIVE, JobFailed
 from workers.redis_state import ensure_current
 from workers.segments import merge_segments, plan_segments
@@ -81,7 +81,7 @@ def scan(self, job_id: str) -> None:
 
 @app.task(name=dispatch.SEGMENT, **RETRYING)
 def scan_segment(self, job_id: str, number: int) -> None:
-    """Scan one segment without a gallery (decisions wait for the merge) and store its tracks."""
+    """Observe one segment (decisions wait for the merge) and store its tracks and character samples."""
     service = context()
     segment = service.jobs.start_segment(job_id, number)
     if segment is None:  # done before (a redelivery): make sure the merge was sent
@@ -96,9 +96,9 @@ def scan_segment(self, job_id: str, number: int) -> None:
 
     def run() -> None:
         report = service.progress.reporter(job_id, number)
-        result = service.runtime.scanner.scan(Path(job.params["video"]), None, progress=report,
-                                              start_s=segment.start_s, end_s=segment.end_s)
-        if service.jobs.finish_segment(job_id, number, segment_codec.encode(result)):
+        observation = service.runtime.scanner.observe(Path(job.params["video"]), progress=report,
+                                                      start_s=segment.start_s, end_s=segment.end_s)
+        if service.jobs.finish_segment(job_id, number, segment_codec.encode(observation)):
             dispatch.send(app, dispatch.MERGE, job_id)
 
     _run_job(service, job_id, run)
@@ -139,36 +139,23 @@ def merge_scan(self, job_id: str) -> None:
 
 @app.task(name=dispatch.ENROLL, **RETRYING)
 def enroll(self, job_id: str) -> None:
-    """Register a likeness from the staged references; the new gallery version is announced."""
+    """Register a likeness from the staged references (a character through the character enrollment
+    the CLI uses); the new gallery version is announced."""
     service = context()
     job = _begin(service, job_id)
     if job is None:
         return
-    params = job.params
-    files = staged_files(params)
-    names = {path: name for path, name in files}
+    register = register_character if job.params["kind"] == "character" else register_person
 
     def run() -> None:
         runtime = service.runtime
-        enrollment = runtime.enroller.enroll([path for path, _ in files], face=params.get("face"))
-        summary = enrollment_summary(enrollment, names)
-        if not enrollment.accepted:
-            reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in summary["rejected"])
-            raise JobFailed(f"no reference image accepted ({reasons})")
-        identity_id = None
-        if job.attempts > 1:
-            identity_id = already_enrolled(service.db, job.principal, params["name"],
-                                           {a.sha256 for a in enrollment.accepted}, job.created_at)
-        if identity_id is None:
-            info = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
-                                       params["authorized_uploaders"], enrollment)
-            identity_id = info.id
+        result = register(runtime, service.db, job)
         runtime.gallery.refresh()
         service.signal.announce(runtime.gallery.version)
-        service.jobs.finish(job_id, {"identity_id": identity_id, **summary}, runtime.gallery.version)
+        service.jobs.finish(job_id, result, runtime.gallery.version)
 
     _run_job(service, job_id, run)
-    shutil.rmtree(params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
+    shutil.rmtree(job.params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
 
 
 @app.task(name=dispatch.REMOVE, **RETRYING)
@@ -180,8 +167,8 @@ def remove_identity(self, job_id: str) -> None:
         return
     gallery = service.runtime.gallery
     identity_id = job.params["identity_id"]
-    try:
-        gallery.remove(identity_id, job.principal)
+    try:  # through the character gallery, so a character's image vectors go at once too
+        service.runtime.character_gallery.remove(gallery, identity_id, job.principal)
         result = {"removed": identity_id}
     except KeyError:
         result = {"removed": identity_id, "already_removed": True}

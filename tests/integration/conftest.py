@@ -40,11 +40,12 @@ def redis_url(machine_settings, tmp_path_factory):
 def make_stack(tmp_path, redis_url, machine_settings):
     """ServiceStack factory: its own migrated database (a scratch PostgreSQL database, or SQLite in
     its home) and its own queue and keys; `redis` overrides the Redis URL, `threads` sets the
-    workers' onnxruntime threads per model."""
+    workers' onnxruntime threads per model, `worker_env` other LIKENESS_* settings of the workers."""
     scratch: list[ScratchPostgres] = []
     stacks: list[ServiceStack] = []
 
-    def make(redis: str | None = None, threads: int = 0, **overrides) -> ServiceStack:
+    def make(redis: str | None = None, threads: int = 0, worker_env: dict[str, str] | None = None,
+             **overrides) -> ServiceStack:
         home = tmp_path / f"home{len(list(tmp_path.glob('home*')))}"
         if is_postgres(machine_settings.database_url):
             scratch.append(ScratchPostgres(machine_settings.database_url))
@@ -52,6 +53,7 @@ def make_stack(tmp_path, redis_url, machine_settings):
         else:
             database = f"sqlite:///{home / 'likeness.db'}"
         stack = ServiceStack(home=home, database_url=database, redis_url=redis or redis_url, threads=threads,
+                             worker_env=worker_env or {},
                              overrides={"progress_interval_s": 0.0, "webhook_allow_private": True, **overrides})
         migrate.upgrade(database)
         stacks.append(stack)

@@ -103,6 +103,7 @@ class ServiceStack:
     redis_url: str
     overrides: dict[str, object] = field(default_factory=dict)
     threads: int = 0  # onnxruntime threads per model in each worker; 1 for one worker process per core
+    worker_env: dict[str, str] = field(default_factory=dict)  # other LIKENESS_* settings, for workers only
     name: str = field(default_factory=lambda: "it" + secrets.token_hex(4))
 
     def __post_init__(self) -> None:
@@ -138,7 +139,7 @@ class ServiceStack:
                     "LIKENESS_SCAN__DETECTION__THREADS": str(self.threads), "PYTHONPATH": str(ROOT)})
         for key, value in self.service_fields().items():
             env[f"LIKENESS_SERVICE__{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-        return env
+        return {**env, **self.worker_env}
 
 
 class WorkerProcess:

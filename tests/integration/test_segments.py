@@ -48,8 +48,8 @@ def _segmented(runtime, path, cuts):
     starts, ends = [0.0, *cuts], [*cuts, None]
     parts = []
     for start, end in zip(starts, ends):
-        result = runtime.scanner.scan(path, None, start_s=start, end_s=end)
-        parts.append(segment_codec.decode(json.loads(json.dumps(segment_codec.encode(result)))))
+        observation = runtime.scanner.observe(path, start_s=start, end_s=end)
+        parts.append(segment_codec.decode(json.loads(json.dumps(segment_codec.encode(observation)))))
     info = probe(path, runtime.settings.scan.sampling)
     return merge_segments(info, read_provenance(path), parts[::-1], runtime.scanner, runtime.gallery, "user-1")
 
