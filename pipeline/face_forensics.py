@@ -113,7 +113,7 @@ class FaceForensics:
         for face in self._measurable(faces):
             differences = texture_differences(frame.image, face.landmarks, self.config.max_crop_pixels)
             if differences is not None:
-                self._z[_key(face)] = (differences - REAL_CENTRE) / REAL_SPREAD
+                self._z[face.key] = (differences - REAL_CENTRE) / REAL_SPREAD
 
     def signals(self, tracks: list[Track]) -> list[Signal]:
         """face_blending, identity_jitter, landmark_jitter: each from the track that scores worst."""
@@ -136,7 +136,7 @@ class FaceForensics:
         """Per track: median over its measured faces of the blending statistic (RMS texture z-score)."""
         values = []
         for track in tracks:
-            z = [self._z[k] for k in map(_key, track.faces) if k in self._z]
+            z = [self._z[k] for k in (f.key for f in track.faces) if k in self._z]
             if z:
                 stacked = np.stack(z)
                 typical = np.median(stacked, axis=0)
@@ -172,11 +172,6 @@ def _describe(z: np.ndarray) -> str:
     i = int(np.argmax(np.abs(z)))
     way = "sharper/grainier" if z[i] > 0 else "smoother/softer"
     return f"largest departure: {TEXTURE_NAMES[i]} {z[i]:+.1f} sd (central face {way} than the head around it)"
-
-
-def _key(face: FaceObservation) -> tuple[int, bytes]:
-    """Identifies one observation across observe() and the tracks that later hold it."""
-    return face.frame_index, np.asarray(face.bbox, dtype=np.float32).tobytes()
 
 
 def _score(value: float, typical: float, alarm: float) -> float:

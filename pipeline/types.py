@@ -58,6 +58,12 @@ class FaceObservation:
         """How good this face is as evidence: usable first, then size times confidence."""
         return (1000.0 if self.quality.usable else 0.0) + self.quality.size_px * self.det_score
 
+    @property
+    def key(self) -> tuple[int, bytes]:
+        """Identifies this observation across a scan's stages (frame signals observe it before
+        the tracks that will hold it exist)."""
+        return self.frame_index, np.asarray(self.bbox, dtype=np.float32).tobytes()
+
 
 @dataclass
 class Track:
@@ -136,3 +142,4 @@ class Signal:
     weight: float
     detail: str
     decisive: bool = False   # declared provenance or a generator's watermark
+    tracks: dict[int, float] = field(default_factory=dict)  # a face-level signal's score per track id

