@@ -5,7 +5,8 @@ Pure decision logic; every action carries its reasons in words a reviewer unders
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +50,13 @@ class PolicyConfig(BaseModel):
     ai_possible_score: float = Field(
         0.45, ge=0.0, le=1.0, description="Fused synthetic score from which a protected likeness "
         "goes to human review.")
+    swap_possible_score: float = Field(
+        0.5, ge=0.0, le=1.0, description="face_swap score of a registered person's own track from which "
+        "that finding goes to human review: 0.5 is the 95th percentile of real faces, where the probe "
+        "detects ~70% of H.264 pastes of people it never saw (benchmarks/results/face_swap_probe.json).")
+    swap_likely_score: float = Field(
+        0.9, ge=0.0, le=1.0, description="face_swap score from which that finding counts as manipulated: "
+        "0.9 is the 99.5th percentile of real faces.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class AiEvidence:
     score: float
     label_present: bool
     summary: str             # one line: which signals say what
+    face_swap: dict[int, float] = field(default_factory=dict)  # face_swap score per track id
 
 
 def ai_level(score: float, declared: bool, config: PolicyConfig) -> AiLevel:
@@ -67,6 +76,24 @@ def ai_level(score: float, declared: bool, config: PolicyConfig) -> AiLevel:
     if score >= config.ai_possible_score:
         return AiLevel.POSSIBLE
     return AiLevel.NONE
+
+
+_LEVEL_RANK = {AiLevel.NONE: 0, AiLevel.POSSIBLE: 1, AiLevel.LIKELY: 2, AiLevel.DECLARED: 3}
+
+
+def evidence_for(ai: AiEvidence, track_ids: Iterable[int], config: PolicyConfig) -> AiEvidence:
+    """The video's evidence, raised for one finding when that person's own face looks pasted onto
+    another head: a face swap concerns the face it is in, however clean the rest of the video."""
+    scores = [ai.face_swap[t] for t in track_ids if t in ai.face_swap]
+    if not scores:
+        return ai
+    top = max(scores)
+    level = (AiLevel.LIKELY if top >= config.swap_likely_score
+             else AiLevel.POSSIBLE if top >= config.swap_possible_score else AiLevel.NONE)
+    if _LEVEL_RANK[level] <= _LEVEL_RANK[ai.level]:
+        return ai
+    return replace(ai, level=level, summary=f"the face looks pasted onto another head (face_swap {top:.2f} on "
+                                            f"this person's track); {ai.summary}")
 
 
 @dataclass
@@ -113,8 +140,8 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
     policy = Policy(identity.policy)
     is_ai = ai.level in (AiLevel.DECLARED, AiLevel.LIKELY)
     ai_words = {AiLevel.DECLARED: "the file declares AI generation",
-                AiLevel.LIKELY: "detectors find it likely AI-generated",
-                AiLevel.POSSIBLE: "detectors find it possibly AI-generated",
+                AiLevel.LIKELY: f"detectors find it likely AI-generated or manipulated ({ai.summary})",
+                AiLevel.POSSIBLE: f"detectors find it possibly AI-generated or manipulated ({ai.summary})",
                 AiLevel.NONE: "no evidence of AI generation"}[ai.level]
     if weak:
         if ai.level is AiLevel.NONE and policy is not Policy.NO_USE:
@@ -128,6 +155,10 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
                 return Action.ALLOW, [f"AI-generated likeness of {who}, labelled as AI as the owner's policy requires"]
             return Action.RESTRICT, [f"AI-generated likeness of {who} without an AI label; {ai_words}; "
                                      "the owner allows AI use only when labelled"]
+        if ai.level is AiLevel.LIKELY:  # learned detectors never block alone (DESIGN.md)
+            return Action.RESTRICT, [f"likely AI-generated or manipulated likeness of {who}; {ai_words}; the "
+                                     "owner's policy forbids AI use; restricted, not blocked, until a person "
+                                     "confirms, since only detectors say so"]
         return Action.BLOCK, [f"AI-generated likeness of {who}; {ai_words}; the owner's policy forbids AI use"]
     if ai.level is AiLevel.POSSIBLE:
         return Action.REVIEW, [f"{who} appears and {ai_words}; a person should check before it spreads"]

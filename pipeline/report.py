@@ -21,7 +21,7 @@ def _identity(info: IdentityInfo) -> dict:
     return {"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner}
 
 
-def _track(track: Track, match: TrackMatch) -> dict:
+def _track(track: Track, match: TrackMatch, face_swap: dict[int, float]) -> dict:
     matched = None
     if match.identity is not None:
         matched = {"identity_id": match.identity.id, "name": match.identity.name, "kind": match.identity.kind,
@@ -33,6 +33,7 @@ def _track(track: Track, match: TrackMatch) -> dict:
                      "candidate": match.candidate.name if match.candidate else None,
                      "similarity": _r(match.similarity), "margin": _r(match.margin),
                      "vote_fraction": _r(match.vote_fraction)},
+        "face_swap": _r(face_swap[track.track_id]) if track.track_id in face_swap else None,
     }
 
 
@@ -70,7 +71,7 @@ def _character_tracks(characters: CharacterResult | None) -> dict | None:
         return None
     tracks = []
     for track, match in zip(characters.tracks, characters.matches):
-        entry = {k: v for k, v in _track(track, match).items() if k not in ("faces", "usable_faces")}
+        entry = {k: v for k, v in _track(track, match, {}).items() if k not in ("faces", "usable_faces", "face_swap")}
         tracks.append({**entry, "frames": len(track.hits)})
     return {"frames_embedded": characters.frames_embedded, "crops_embedded": characters.crops_embedded,
             "tracks": tracks}
@@ -90,7 +91,7 @@ def build_report(result: ScanResult) -> dict:
                       "signals": [{"name": s.name, "score": None if s.score is None else _r(s.score),
                                    "weight": s.weight, "detail": s.detail, "decisive": s.decisive}
                                   for s in result.synthetic.signals]},
-        "tracks": [_track(t, m) for t, m in zip(result.tracks, result.matches)],
+        "tracks": [_track(t, m, result.synthetic.face_swap) for t, m in zip(result.tracks, result.matches)],
         "faces_dropped": result.dropped_faces,
         "findings": [_finding(f, result.characters) for f in result.findings],
         "character_tracks": _character_tracks(result.characters),

@@ -17,7 +17,7 @@ from pipeline.config import ScanConfig
 from pipeline.faces import FaceDetector, FaceEmbedder, align_face
 from pipeline.identify import GallerySearcher, decide_tracks
 from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, ai_level, category_for, decide_finding,
-                             match_confidence, verdict)
+                             evidence_for, match_confidence, verdict)
 from pipeline.provenance import Provenance, read_provenance
 from pipeline.quality import assess
 from pipeline.synthetic import SyntheticAnalyzer, SyntheticResult
@@ -162,7 +162,7 @@ class Scanner:
         watch.add("match", started)
         synthetic = observation.synthetic
         ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, self.policy), synthetic.score,
-                        synthetic.label_present, synthetic.summary)
+                        synthetic.label_present, synthetic.summary, synthetic.face_swap)
         character_result = None
         if samples is not None:  # search every sample at once, decide character tracks
             started = time.perf_counter()
@@ -232,12 +232,13 @@ class Scanner:
             chosen = accepted or pairs
             best = max(chosen, key=lambda tm: tm[1].similarity)[1]
             identity = best.candidate
-            action, reasons = decide_finding(identity, best, ai, uploader)
+            own = evidence_for(ai, [t.track_id for t, _ in chosen], self.policy)
+            action, reasons = decide_finding(identity, best, own, uploader)
             if not accepted and action.value == "allow":
                 continue  # an uncertain resemblance that changes nothing is not a finding
             confidence = match_confidence(best.similarity, self.config.match.threshold,
                                           self.config.match.review_threshold)
-            findings.append(Finding(identity=identity, category=category_for(identity, ai),
+            findings.append(Finding(identity=identity, category=category_for(identity, own),
                                     confidence=round(confidence, 3), tracks=[t for t, _ in chosen],
                                     matches=[m for _, m in chosen], match=best,
                                     action=action, reasons=reasons))

@@ -1,5 +1,6 @@
 """Verdicts end to end: the same real-photo clip plain, declared AI by C2PA, labelled with a
-GB 45438 implicit label, and stamped with a generator watermark."""
+GB 45438 implicit label, stamped with a generator watermark, and a registered face pasted onto
+another person's body."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import shutil
 import cv2
 import pytest
 
+from benchmarks.face_forensics import SourceFace, clone_face
 from pipeline.watermark import KNOWN_PAYLOADS, embed_dwtdct
 from tests.conftest import make_runtime
 from tests.media import package_photo
@@ -101,3 +103,34 @@ def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
     result = _scan(homes["ai_if_labelled"], detector, embedder, nobody_path)
     assert result.findings == []
     assert result.verdict.action.value == "label"
+
+
+@pytest.fixture(scope="module")
+def swapped(tmp_path_factory, detector):
+    """Yao Ming's face (from the photo he was registered with) seamlessly cloned onto Grace
+    Hopper's head and body: a pasted face of a registered person, no label, no metadata. Neither
+    person was used to fit the face-swap probe (benchmarks/face_swap_probe.py HELD_OUT)."""
+    grace, yao = _still("grace_hopper.jpg"), cv2.imread(str(package_photo("yaoming.jpg")))
+    largest = lambda image: max(detector.detect(image), key=lambda f: float(f.bbox[2] - f.bbox[0]))  # noqa: E731
+    source = SourceFace("yaoming", yao, largest(yao).landmarks)
+    fake = clone_face(grace, largest(grace).landmarks, source, "normal", "ellipse")  # brows to chin
+    return encode_video(tmp_path_factory.mktemp("v") / "swap.mp4", [Scene(fake, 3.0, "zoom_in")], size=SIZE,
+                        fps=25, crf=23)
+
+
+def test_registered_face_pasted_onto_another_body(homes, swapped, plain, detector, embedder):
+    result = _scan(homes["ai_if_labelled"], detector, embedder, swapped)
+    swap = next(s for s in result.synthetic.signals if s.name == "face_swap")
+    assert swap.score is not None and swap.score >= 0.9 and swap.weight > 0
+    assert not result.synthetic.declared and not result.synthetic.label_present
+    [finding] = result.findings
+    assert finding.identity.name == "Yao Ming" and finding.category == "impersonation"
+    assert finding.action.value == "restrict"
+    assert any("pasted onto another head" in r for r in finding.reasons)
+    assert result.verdict.action.value == "restrict"
+    # A learned detector alone restricts but never blocks, whatever the owner's policy.
+    assert _scan(homes["no_ai"], detector, embedder, swapped).verdict.action.value == "restrict"
+    assert _scan(homes["no_ai"], detector, embedder, swapped, uploader="nba").verdict.action.value == "allow"
+    # The real clip of the same person: his own face is not taken for a paste.
+    real = _scan(homes["ai_if_labelled"], detector, embedder, plain)
+    assert real.synthetic.face_swap and max(real.synthetic.face_swap.values()) < 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.policy import (Action, AiEvidence, AiLevel, Finding, Policy, PolicyConfig, ai_level, category_for,
-                             decide_finding, match_confidence, verdict)
+                             decide_finding, evidence_for, match_confidence, verdict)
 from pipeline.types import IdentityInfo, TrackMatch
 
 
@@ -35,7 +35,9 @@ MATRIX = [
     ("match", P, False, Policy.AI_IF_LABELLED, None, RV),
     ("match", N, False, Policy.AI_IF_LABELLED, None, A),
     ("match", D, True, Policy.NO_AI, None, B),
-    ("match", L, False, Policy.NO_AI, None, B),
+    ("match", L, False, Policy.NO_AI, None, RS),   # detectors alone never block
+    ("match", L, True, Policy.NO_AI, None, RS),
+    ("match", L, False, Policy.NO_USE, None, RS),
     ("match", N, False, Policy.NO_AI, None, A),
     ("match", N, False, Policy.NO_USE, None, RV),
     ("match", D, False, Policy.NO_USE, None, B),
@@ -93,3 +95,35 @@ def test_confidence_is_monotonic_and_bounded():
     assert all(b >= a for a, b in zip(values, values[1:]))
     assert values[0] >= 0.0 and values[-1] <= 0.99
     assert match_confidence(0.40, 0.40, 0.32) == pytest.approx(0.5)
+
+
+SWAP = PolicyConfig()
+
+
+@pytest.mark.parametrize("video_level, swap_score, tracks, expected", [
+    (N, 0.2, [1], N),                                  # below the real faces' 95th percentile: nothing
+    (N, SWAP.swap_possible_score, [1], P),             # the person's own face looks pasted: review
+    (N, SWAP.swap_likely_score, [1], L),
+    (N, 0.99, [2], N),                                 # another track's face says nothing about this person
+    (L, 0.6, [1], L),                                  # never lowers what the whole video shows
+    (D, 0.99, [1], D),
+])
+def test_a_swapped_face_raises_only_its_own_finding(video_level, swap_score, tracks, expected):
+    evidence = AiEvidence(video_level, 0.1, False, "video", face_swap={1: swap_score})
+    own = evidence_for(evidence, tracks, SWAP)
+    assert own.level is expected
+    if expected is not video_level:
+        assert "pasted onto another head" in own.summary
+
+
+def test_swapped_face_of_a_registered_person_is_reviewed_or_restricted_with_words():
+    evidence = AiEvidence(N, 0.1, False, "no signal found AI generation", face_swap={1: 0.97})
+    own = evidence_for(evidence, [1], SWAP)
+    action, reasons = decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), own, None)
+    assert action is RS and "pasted onto another head" in reasons[0]
+    action, _ = decide_finding(identity(Policy.NO_AI), match("match"), own, None)
+    assert action is RS  # a learned detector alone never blocks
+    assert category_for(identity(Policy.NO_AI), own) == "impersonation"
+    uncertain = evidence_for(AiEvidence(N, 0.1, False, "x", face_swap={1: 0.6}), [1], SWAP)
+    assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, None)[0] is RV
+    assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, "licensee")[0] is A
