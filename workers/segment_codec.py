@@ -108,5 +108,10 @@ def decode(data: dict) -> SegmentPart:
         start_s=data["start_s"], end_s=data["end_s"],
         tracks=[Track(track_id=t["track_id"], faces=[_unface(f) for f in t["faces"]]) for t in data["tracks"]],
         decode=DecodeStats(**data["decode"]), dropped_faces=dict(data["dropped_faces"]),
-        timings_ms=dict(data["timings_ms"]), signals=[Signal(**s) for s in data["signals"]],
+        timings_ms=dict(data["timings_ms"]), signals=[_signal(s) for s in data["signals"]],
         warnings=list(data["warnings"]), characters=_uncharacters(data.get("characters")))
+
+
+def _signal(data: dict) -> Signal:
+    """A Signal back from JSON, whose object keys are strings: per-track scores are keyed by int ids."""
+    return Signal(**{**data, "tracks": {int(k): float(v) for k, v in data.get("tracks", {}).items()}})

@@ -109,18 +109,32 @@ def join_tracks(segments: list[list[Track]], config: TrackingConfig) -> list[Tra
     return [replace(t, track_id=i) for i, t in enumerate(ordered, start=1)]
 
 
-def merge_signals(per_segment: list[list[Signal]]) -> list[Signal]:
-    """One signal per name: a decisive one from any segment wins, else the mean of the scores."""
+def merge_signals(per_segment: list[list[Signal]], track_ids: list[dict[int, int]]) -> list[Signal]:
+    """One signal per name: a decisive one from any segment wins, else the mean of the scores.
+    Per-track scores move to the merged track ids (`track_ids`: per segment, local id -> merged
+    id); a merged track keeps its highest score."""
     by_name: dict[str, list[Signal]] = {}
     for signals in per_segment:
         for signal in signals:
             by_name.setdefault(signal.name, []).append(signal)
+    per_track: dict[str, dict[int, float]] = {}
+    for i, signals in enumerate(per_segment):
+        mapping = track_ids[i]
+        for signal in signals:
+            scores = per_track.setdefault(signal.name, {})
+            for local, score in signal.tracks.items():
+                if local in mapping:
+                    scores[mapping[local]] = max(score, scores.get(mapping[local], 0.0))
     merged = []
     for name, found in by_name.items():
         decisive = [s for s in found if s.decisive]
         scored = [s for s in found if s.score is not None]
         if decisive:
             merged.append(decisive[0])
+        elif scored and per_track.get(name):  # a face-level signal: its worst track, wherever it is
+            best = max(scored, key=lambda s: s.score)
+            merged.append(Signal(name, max(per_track[name].values()), best.weight,
+                                 f"worst track over {len(scored)} segments: {best.detail}", False, per_track[name]))
         elif scored:
             mean = float(np.mean([s.score for s in scored]))
             best = max(scored, key=lambda s: s.score)
@@ -159,9 +173,13 @@ def merge_observations(info: VideoInfo, provenance: Provenance, parts: list[Segm
                        synthetic: SyntheticConfig) -> Observation:
     """One Observation of the whole video from its segments (in any order)."""
     parts = sorted(parts, key=lambda p: p.start_s)
-    return Observation(info=info, provenance=provenance, tracks=join_tracks([p.tracks for p in parts], tracking),
-                       synthetic=fuse(merge_signals([p.signals for p in parts]), provenance.ai_label_present,
-                                      synthetic),
+    tracks = join_tracks([p.tracks for p in parts], tracking)
+    merged_id = {id(face): t.track_id for t in tracks for face in t.faces}
+    track_ids = [{t.track_id: merged_id[id(t.faces[0])] for t in p.tracks if t.faces and id(t.faces[0]) in merged_id}
+                 for p in parts]
+    return Observation(info=info, provenance=provenance, tracks=tracks,
+                       synthetic=fuse(merge_signals([p.signals for p in parts], track_ids),
+                                      provenance.ai_label_present, synthetic),
                        decode=_decode_totals(parts), dropped_faces=_sum([p.dropped_faces for p in parts]),
                        timings_ms=_sum([p.timings_ms for p in parts]),
                        warnings=[w for p in parts for w in p.warnings], characters=_pooled_characters(parts))
