@@ -2,21 +2,23 @@
 
 Data (real photos shipped in packages, fetched at run time): every frontal face of at least 40 px
 in the package photos, face_recognition's photos and dlib's johns. Real samples: each picture
-through H.264 at two of CRF 18/23/28, and once more after a whole-picture change (blur, sharpen,
-down-and-up resampling, JPEG) so that processing of the whole frame is not taken for a paste.
-Fake samples: each face replaced by another person's face (cv2.seamlessClone NORMAL or MIXED, or
-a feathered alpha paste after a colour transfer, ellipse or landmark-hull mask) or by a changed
-copy of itself ("self-blend": colour, sharpness and scale changed, then pasted back), so the
-probe learns the paste and not who is pasted; then H.264. The face is found again in the decoded
-frame and aligned as the scan aligns it.
+twice as it is and once after a whole-picture change (blur, sharpen, down-and-up resampling,
+JPEG), so that processing of the whole frame is not taken for a paste. Fake samples: each face
+replaced by another person's face (cv2.seamlessClone NORMAL or MIXED, or a feathered alpha paste
+after a colour transfer, ellipse or landmark-hull mask) or by a changed copy of itself
+("self-blend": colour, sharpness and scale changed, then pasted back; measured, not fitted).
+Every picture goes through H.264 and through one of HEVC, VP9 or MPEG-4 (CODECS), and the face is
+found again in the decoded frame and aligned as the scan aligns it.
 
 Evaluation holds whole people out: 4 folds of people x 3 shuffles; a test fold holds only faces
-whose target and pasted source are both people the fold's probe never saw. HELD_OUT people are
+whose target and pasted source are both people the fold's probe never saw. A second evaluation
+fits on H.264 alone and tests on the other encoders. HELD_OUT people are
 never used for fitting at all, so the end-to-end tests that paste Yao Ming onto Grace Hopper test
 the shipped probe on people it has not seen.
 
 Writes pipeline/data/face_swap_probe.json (weights, bias, real-face calibration) and
-benchmarks/results/face_swap_probe.json (AUC by fake kind, detection at fixed false-alarm rates).
+benchmarks/results/face_swap_probe.json (AUC by fake kind and encoder, detection at fixed
+false-alarm rates). ~8 minutes on 2 CPU cores; `--cache FILE` keeps the embedded samples.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from scipy.optimize import minimize
@@ -42,7 +45,6 @@ from benchmarks.face_forensics import (
     matching_face,
     source_faces,
     target_images,
-    through_h264,
 )
 from gallery.enroll import pad_for_detection
 from pipeline.config import DetectionConfig
@@ -56,6 +58,14 @@ FAKE_KINDS = ("normal_clone", "mixed_clone", "alpha_paste", "self_blend")
 FIT_KINDS = ("real", "normal_clone", "mixed_clone", "alpha_paste")  # self-blends are measured, not fitted: see main()
 L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 REAL_CHANGES = ("blur", "sharpen", "resample", "jpeg")
+# Encoder -> (PyAV codec, container, option sets spanning high to low quality). Every picture goes
+# through H.264 and through one of the others, so the probe is measured on encoders it was not fitted on.
+CODECS = {
+    "h264": ("libx264", "mp4", [{"crf": "18"}, {"crf": "23"}, {"crf": "28"}]),
+    "hevc": ("libx265", "mp4", [{"crf": q, "x265-params": "log-level=error"} for q in ("20", "25", "30")]),
+    "vp9": ("libvpx-vp9", "webm", [{"crf": q, "b": "0"} for q in ("24", "32", "40")]),
+    "mpeg4": ("mpeg4", "mp4", [{"bits_per_pixel": q} for q in ("0.6", "0.25", "0.1")]),
+}
 
 
 @dataclass
@@ -64,8 +74,9 @@ class Sample:
     kind: str            # "real", "real_<change>" or a FAKE_KINDS entry
     target: str          # person whose picture it is
     source: str          # person whose face was pasted (the target for reals and self-blends)
-    crf: int
-    crop: np.ndarray     # aligned 112x112 face from the decoded H.264 frame
+    codec: str           # a CODECS key
+    quality: str         # that codec's quality setting
+    crop: np.ndarray     # aligned 112x112 face from the decoded frame
 
 
 def person(name: str) -> str:
@@ -140,10 +151,38 @@ def make_fake(image: np.ndarray, landmarks: np.ndarray, kind: str, source: Sourc
 
 # ---------------------------------------------------------------- samples
 
-def decoded_crop(detector: FaceDetector, image: np.ndarray, box: np.ndarray, workdir: Path, crf: int) -> np.ndarray | None:
-    decoded = through_h264(image, workdir, crf)
-    face = matching_face(detector, decoded, box)
-    return None if face is None else align_face(decoded, face.landmarks)
+def through_codec(image: np.ndarray, workdir: Path, codec: str, options: dict[str, str]) -> np.ndarray:
+    """The picture after a round trip through `codec` as a 12-frame still clip (frame 10: inter-coded)."""
+    encoder, container_format, _ = CODECS[codec]
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    path = workdir / f"still.{container_format}"
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if "bits_per_pixel" in options:  # MPEG-4 part 2: a target bitrate
+            stream.bit_rate = int(float(options["bits_per_pixel"]) * w * h * 25)
+        else:
+            stream.options = dict(options)
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == 10:
+                return frame.to_ndarray(format="bgr24")
+    raise RuntimeError(f"{path}: fewer than 11 frames decoded")
+
+
+def encodings(rng: random.Random) -> list[tuple[str, int]]:
+    """H.264 and one other encoder, each at a random one of its qualities: (codec, quality index)."""
+    other = rng.choice([c for c in CODECS if c != "h264"])
+    return [("h264", rng.randrange(3)), (other, rng.randrange(3))]
+
+
+def quality_name(codec: str, level: int) -> str:
+    return ",".join(f"{k}={v}" for k, v in CODECS[codec][2][level].items() if k != "x265-params")
 
 
 def pictures() -> dict[str, np.ndarray]:
@@ -168,14 +207,15 @@ def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> 
             if not faces:
                 continue
             change = rng.choice(REAL_CHANGES)
-            variants = [("real", image, crf) for crf in rng.sample((18, 23, 28), 2)]
-            variants.append((f"real_{change}", real_change(image, change, rng), rng.choice((18, 23, 28))))
-            for kind, picture, crf in variants:
-                decoded = through_h264(picture, workdir, crf)
-                for face in faces:
-                    found = matching_face(detector, decoded, face.bbox)
-                    if found is not None:
-                        samples.append(Sample(0, kind, target, target, crf, align_face(decoded, found.landmarks)))
+            variants = [("real", image), ("real", image), (f"real_{change}", real_change(image, change, rng))]
+            for kind, picture in variants:
+                for codec, level in encodings(rng):
+                    decoded = through_codec(picture, workdir, codec, CODECS[codec][2][level])
+                    for face in faces:
+                        found = matching_face(detector, decoded, face.bbox)
+                        if found is not None:
+                            samples.append(Sample(0, kind, target, target, codec, quality_name(codec, level),
+                                                  align_face(decoded, found.landmarks)))
             others = [s for s in sources if person(s.name) != target]
             for face in faces:
                 for kind in FAKE_KINDS + (rng.choice(FAKE_KINDS[:3]),):
@@ -184,11 +224,13 @@ def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> 
                         fake = make_fake(image, face.landmarks, kind, source, rng)
                     except cv2.error:  # seamlessClone refuses masks touching the border
                         continue
-                    crf = rng.choice((18, 23, 28))
-                    crop = decoded_crop(detector, fake, face.bbox, workdir, crf)
-                    if crop is not None:
-                        origin = target if kind == "self_blend" else person(source.name)
-                        samples.append(Sample(1, kind, target, origin, crf, crop))
+                    origin = target if kind == "self_blend" else person(source.name)
+                    for codec, level in encodings(rng):
+                        decoded = through_codec(fake, workdir, codec, CODECS[codec][2][level])
+                        found = matching_face(detector, decoded, face.bbox)
+                        if found is not None:
+                            samples.append(Sample(1, kind, target, origin, codec, quality_name(codec, level),
+                                                  align_face(decoded, found.landmarks)))
         print(f"  {name}: {len(samples)} samples, {time.time() - started:.0f} s", flush=True)
     return samples
 
@@ -225,10 +267,10 @@ def fitted(sample: Sample) -> bool:
     return sample.kind.split("_")[0] == "real" or sample.kind in FIT_KINDS
 
 
-def people_out_predictions(x: np.ndarray, samples: list[Sample], l2: float, repeats: int = 3,
-                           folds: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+def people_out_predictions(x: np.ndarray, samples: list[Sample], l2: float, fit_codecs: tuple[str, ...],
+                           repeats: int = 3, folds: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     """(test indices, logits) per fold; each fold's test people are absent from its training,
-    which holds only the fitted kinds."""
+    which holds only the fitted kinds, encoded by `fit_codecs`."""
     people = sorted({s.target for s in samples} | {s.source for s in samples})
     y = np.array([s.label for s in samples])
     out = []
@@ -238,7 +280,8 @@ def people_out_predictions(x: np.ndarray, samples: list[Sample], l2: float, repe
         for k in range(folds):
             fold = set(order[k::folds])
             test = np.array([s.target in fold and s.source in fold for s in samples])
-            train = np.array([s.target not in fold and s.source not in fold and fitted(s) for s in samples])
+            train = np.array([s.target not in fold and s.source not in fold and fitted(s) and s.codec in fit_codecs
+                              for s in samples])
             if len(set(y[test])) < 2:
                 continue
             w, b = fit_logistic(x[train], y[train], l2)
@@ -246,10 +289,11 @@ def people_out_predictions(x: np.ndarray, samples: list[Sample], l2: float, repe
     return out
 
 
-def evaluate(x: np.ndarray, samples: list[Sample], l2: float) -> dict:
+def evaluate(x: np.ndarray, samples: list[Sample], l2: float, fit_codecs: tuple[str, ...] = tuple(CODECS)) -> dict:
     y = np.array([s.label for s in samples])
     kinds = np.array([s.kind for s in samples])
-    folds = people_out_predictions(x, samples, l2)
+    codecs = np.array([s.codec for s in samples])
+    folds = people_out_predictions(x, samples, l2, fit_codecs)
     other_people = np.isin(kinds, FIT_KINDS)  # pastes of another person's face
     per_fold = [auc(lg[y[i] == 0], lg[(y[i] == 1) & other_people[i]]) for i, lg in folds]
     idx = np.concatenate([i for i, _ in folds])
@@ -259,12 +303,24 @@ def evaluate(x: np.ndarray, samples: list[Sample], l2: float) -> dict:
     fake = logits[(y[idx] == 1) & np.isin(kinds[idx], FIT_KINDS)]
     detection = {f"{kind}_at_{q}pct_false_alarm": round(float((logits[kinds[idx] == kind] > np.percentile(real, 100 - q)).mean()), 3)
                  for kind in FAKE_KINDS for q in (5, 1)}
-    false_alarm_by_real_kind = {k: round(float((logits[kinds[idx] == k] > np.percentile(real, 95)).mean()), 3)
+    alarm = np.percentile(real, 95)
+    false_alarm_by_real_kind = {k: round(float((logits[kinds[idx] == k] > alarm).mean()), 3)
                                 for k in ["real"] + [f"real_{c}" for c in REAL_CHANGES]}
-    return {"l2": l2, "folds": len(folds), "auc_other_person_paste_mean": round(float(np.mean(per_fold)), 3),
-            "auc_other_person_paste_min": round(float(np.min(per_fold)), 3), "auc_by_fake_kind": by_kind, "detection_rate": detection,
-            "share_above_real_p95_by_real_kind": false_alarm_by_real_kind,
-            "real_logits": real, "fake_logits": fake}
+    by_codec = {}
+    for codec in CODECS:
+        here = codecs[idx] == codec
+        real_here, paste_here = logits[here & (y[idx] == 0)], logits[here & other_people[idx] & (y[idx] == 1)]
+        unique = lambda mask: len(set(idx[mask].tolist()))  # noqa: E731  (folds repeat: count samples once)
+        by_codec[codec] = {"fitted_on": codec in fit_codecs, "real": unique(here & (y[idx] == 0)),
+                           "pastes": unique(here & other_people[idx] & (y[idx] == 1)),
+                           "auc_other_person_paste": round(auc(real_here, paste_here), 3),
+                           "real_above_alarm": round(float((real_here > alarm).mean()), 3),
+                           "pastes_above_alarm": round(float((paste_here > alarm).mean()), 3)}
+    return {"l2": l2, "fit_codecs": list(fit_codecs), "folds": len(folds),
+            "auc_other_person_paste_mean": round(float(np.mean(per_fold)), 3),
+            "auc_other_person_paste_min": round(float(np.min(per_fold)), 3), "auc_by_fake_kind": by_kind,
+            "detection_rate": detection, "share_above_real_p95_by_real_kind": false_alarm_by_real_kind,
+            "by_codec": by_codec, "real_logits": real, "fake_logits": fake}
 
 
 def main() -> None:
@@ -290,6 +346,7 @@ def main() -> None:
     fit_x, fit_samples = x[fitting], [samples[i] for i in fitting]
     trials = {l2: evaluate(fit_x, fit_samples, l2) for l2 in L2_GRID}
     best = max(trials.values(), key=lambda t: t["auc_other_person_paste_mean"])
+    unseen_encoders = evaluate(fit_x, fit_samples, best["l2"], fit_codecs=("h264",))
     final = [i for i, s in enumerate(fit_samples) if fitted(s)]
     weights, bias = fit_logistic(fit_x[final], np.array([fit_samples[i].label for i in final]), best["l2"])
     real = best["real_logits"]
@@ -307,6 +364,7 @@ def main() -> None:
               "embed_cpu_s_per_face": round(embed_s, 3), "provider": clip.provider,
               "trials": {str(l2): {k: v for k, v in t.items() if not k.endswith("_logits")} for l2, t in trials.items()},
               "chosen_l2": best["l2"], "calibration": calibration,
+              "fitted_on_h264_only": {k: v for k, v in unseen_encoders.items() if not k.endswith("_logits")},
               "real_logits": {f"p{q}": round(float(np.percentile(real, q)), 3) for q in (5, 50, 95, 99, 99.5)},
               "fake_logits": {f"p{q}": round(float(np.percentile(best["fake_logits"], q)), 3) for q in (5, 25, 50, 75, 95)}}
     held = [i for i, s in enumerate(samples) if s.target in HELD_OUT]
