@@ -121,7 +121,8 @@ def swapped(tmp_path_factory, detector):
 def test_registered_face_pasted_onto_another_body(homes, swapped, plain, detector, embedder):
     result = _scan(homes["ai_if_labelled"], detector, embedder, swapped)
     swap = next(s for s in result.synthetic.signals if s.name == "face_swap")
-    assert swap.score is not None and swap.score >= 0.9 and swap.weight > 0
+    assert swap.score is not None and swap.score >= 0.9
+    assert swap.weight == 0.0 and result.ai.level.value == "none"  # it acts on the finding, not the video
     assert not result.synthetic.declared and not result.synthetic.label_present
     [finding] = result.findings
     assert finding.identity.name == "Yao Ming" and finding.category == "impersonation"
