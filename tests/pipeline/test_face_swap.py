@@ -115,3 +115,21 @@ def test_score_anchors_follow_the_real_face_calibration():
     assert probe.score(probe.alarm) == pytest.approx(0.5)
     assert probe.score(probe.likely) == pytest.approx(0.9, abs=0.01)
     assert np.all(np.diff([probe.score(v) for v in np.linspace(-10, 10, 50)]) >= 0)
+
+
+def test_many_tracks_share_the_face_budget(clip, detector, photo):
+    """Twelve tracks and a budget of 10 faces: five tracks get two faces each, the shortest none."""
+    grace = photo("grace_hopper.jpg")
+    found = max(detector.detect(grace), key=lambda f: float(f.bbox[2] - f.bbox[0]))
+    quality = assess(found, align_face(grace, found.landmarks), QualityConfig())
+    signal = FaceSwapSignal(clip, FaceSwapProbe.from_json(), FaceSwapConfig(max_faces=10))
+    tracks = []
+    for track_id in range(1, 13):
+        faces = [FaceObservation(i * 0.5, 100 * track_id + i, found.bbox + track_id, found.score,
+                                 found.landmarks + track_id, None, quality) for i in range(2 + track_id)]
+        for face in faces:
+            signal.observe(Frame(face.frame_index, face.t_s, grace, "interval"), [face])
+        tracks.append(Track(track_id, faces))
+    scored = signal.track_logits(tracks)
+    assert sorted(scored) == [8, 9, 10, 11, 12]  # the longest tracks
+    assert all(faces == 2 for _, faces in scored.values())
