@@ -9,15 +9,26 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, select
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event,
+                        func, select)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from pipeline.types import IdentityInfo
 
 KINDS = ("person", "character")
+EDITABLE = ("policy", "authorized_uploaders", "match_threshold")  # what decisions read; never the references
+
+
+def check_match_threshold(value: float | None) -> float | None:
+    """A likeness's own threshold is a cosine similarity, bounded like the scan's (MatchConfig.threshold,
+    -1 to 1); it can only raise the scan's threshold for this likeness, never lower it."""
+    if value is not None and not -1.0 <= value <= 1.0:  # NaN fails the comparison too
+        raise ValueError(f"match threshold must be a cosine similarity from -1 to 1, not {value}")
+    return value
 
 
 class Base(DeclarativeBase):
@@ -137,6 +148,7 @@ class GalleryStore:
         """Insert an identity with its references; returns (info, reference ids, new version)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        check_match_threshold(match_threshold)
         with self.session() as s, s.begin():
             identity = IdentityRow(name=name, kind=kind, owner=owner, policy=policy,
                                    authorized_uploaders=list(authorized), match_threshold=match_threshold)
@@ -147,6 +159,21 @@ class GalleryStore:
             s.flush()
             version = self._bump(s)
             return identity.info(), [r.id for r in rows], version
+
+    def update_identity(self, identity_id: str, owner: str | None, changes: dict[str, Any]) -> tuple[IdentityInfo, int]:
+        """Change what decisions read from an identity (`EDITABLE`); returns (info, new version). The
+        version moves so that every worker reloads the identity before its next decision."""
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {', '.join(EDITABLE)}")
+        check_match_threshold(changes.get("match_threshold"))
+        with self.session() as s, s.begin():
+            identity = s.get(IdentityRow, identity_id)
+            if identity is None or (owner is not None and identity.owner != owner):
+                raise KeyError(f"no likeness with id {identity_id}")
+            for name, value in changes.items():
+                setattr(identity, name, list(value) if name == "authorized_uploaders" else value)
+            return identity.info(), self._bump(s)
 
     def remove_identity(self, identity_id: str, owner: str | None = None) -> tuple[list[int], list[str], int]:
         """Delete an identity and its references; returns (reference ids, stored paths, new version)."""
@@ -171,6 +198,11 @@ class GalleryStore:
         with self.session() as s:
             row = s.get(IdentityRow, identity_id)
             return row.info() if row else None
+
+    def reference_count(self, identity_id: str) -> int:
+        with self.session() as s:
+            query = select(func.count()).select_from(ReferenceRow).where(ReferenceRow.identity_id == identity_id)
+            return s.scalar(query)
 
     def reference_owners(self) -> dict[int, str]:
         """Reference id → identity id, without loading embeddings."""

@@ -103,13 +103,15 @@ class Scanner:
         return self.decide(self.observe(path, progress, start_s, end_s), gallery, uploader)
 
     def observe(self, path: Path, progress: ProgressFn | None = None, start_s: float = 0.0,
-                end_s: float | None = None) -> Observation:
+                end_s: float | None = None, info: VideoInfo | None = None) -> Observation:
         """Sample, detect, embed and track faces; collect synthetic-media evidence and character
-        samples. No identity is decided here: a segment's observation waits for the merge."""
+        samples. No identity is decided here: a segment's observation waits for the merge.
+        `info`: the caller's probe of `path` (one that probes first to fail fast), not repeated."""
         watch = _Stopwatch()
-        started = time.perf_counter()
-        info = probe(Path(path), self.config.sampling)
-        watch.add("probe", started)
+        if info is None:
+            started = time.perf_counter()
+            info = probe(Path(path), self.config.sampling)
+            watch.add("probe", started)
         started = time.perf_counter()
         provenance = read_provenance(info.path)
         watch.add("provenance", started)

@@ -9,7 +9,10 @@ import cv2
 import pytest
 from skimage import data
 
+from pipeline import scan as scan_module
+from pipeline.video import probe
 from tests.media import package_photo
+from workers import cli
 from tests.videos import (Scene, encode_video, write_audio_only, write_huge_frame_video, write_text_as_mp4,
                           write_truncated_mp4, write_zero_byte)
 
@@ -104,3 +107,44 @@ def test_a_stricter_threshold_for_one_likeness(tmp_path, clip):
     assert decisions and all(d["status"] == "weak" for d in decisions)
     assert "this likeness's own threshold 0.99" in decisions[0]["reason"]
     assert report["findings"] == []
+    listed = json.loads(likeness(home, "gallery", "list", "--json").stdout)
+    assert [i["match_threshold"] for i in listed] == [0.99]
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--threshold", "1.5"], "match threshold must be a cosine similarity from -1 to 1, not 1.5"),
+    (["--threshold", "nan"], "match threshold must be a cosine similarity from -1 to 1, not nan"),
+    (["--kind", "character", "--threshold", "0.5"], "--threshold is for --kind person"),
+], ids=["above-1", "nan", "character"])
+def test_a_threshold_out_of_range_is_refused(tmp_path, args, reason):
+    result = likeness(tmp_path / "home", "gallery", "add", "--name", "Yao Ming", *args,
+                      str(package_photo("yaoming.jpg")))
+    assert result.returncode == 2 and result.stderr.strip() == f"likeness: error: {reason}"
+
+
+def test_uploaders_are_plain_ids_in_one_local_namespace(tmp_path, clip):
+    """The embedded CLI compares --uploader as given: the owner and --authorize ids, no platform prefix."""
+    home = tmp_path / "home"
+    added = likeness(home, "gallery", "add", "--name", "Yao Ming", "--owner", "nba", "--policy", "no_use",
+                     str(package_photo("yaoming.jpg")), "--authorize", "creator-42")
+    assert added.returncode == 0, added.stderr
+    for uploader in ("creator-42", "nba"):
+        report = json.loads(likeness(home, "scan", str(clip), "--json", "--no-progress", "--uploader", uploader).stdout)
+        assert [(f["action"], f["reasons"]) for f in report["findings"]] == \
+            [("allow", [f"uploader {uploader} is authorised by the owner of Yao Ming (person, owner nba)"])]
+
+
+def test_scan_probes_the_video_once(runtime, clip, monkeypatch):
+    """The CLI probes before any model loads (bad input fails fast); the scan reuses that probe."""
+    probed = []
+
+    def counting_probe(path, config):
+        probed.append(path)
+        return probe(path, config)
+
+    monkeypatch.setattr(cli, "probe", counting_probe)
+    monkeypatch.setattr(scan_module, "probe", counting_probe)
+    result = cli.run_scan(runtime, clip, None, show_progress=False)
+    assert probed == [clip]
+    assert result.info.duration_s == pytest.approx(2.0, abs=0.1) and result.timings_ms["probe"] > 0
+    assert result.frames_sampled > 0 and result.tracks

@@ -1,4 +1,4 @@
-"""Rights-holder routes: register, list and remove one's own likenesses; read findings about them.
+"""Rights-holder routes: register, list, change and remove one's own likenesses; read findings about them.
 
 Every query is filtered by the key's principal (the owner): another owner's likenesses and
 findings are invisible, not forbidden, so their existence is not revealed either.
@@ -10,13 +10,14 @@ import shutil
 from celery import Celery
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Response, UploadFile
 
-from gallery.store import KINDS
+from gallery.store import KINDS, check_match_threshold
 from pipeline.policy import DEFAULT_POLICY, Policy
+from pipeline.types import IdentityInfo
 from workers.api_auth import require, sender, service
 from workers.api_jobs import job_out, publish
-from workers.auth import Principal
+from workers.auth import Principal, check_authorized_uploader
 from workers.jobs import new_id
-from workers.schemas import FindingOut, JobOut, LikenessOut
+from workers.schemas import AUTHORIZED_UPLOADERS, MATCH_THRESHOLD, FindingOut, JobOut, LikenessOut, LikenessPatch
 from workers.service import Service
 from workers.uploads import UploadRefused, safe_suffix, save_bounded
 
@@ -30,6 +31,33 @@ def _face(value: str | None) -> str | int | None:
     if value.isdigit():
         return int(value)
     raise HTTPException(400, f"face must be 'largest' or a number, not {value!r}")
+
+
+def _check_policy(policy: str | None) -> None:
+    if policy not in {p.value for p in Policy}:
+        raise HTTPException(400, f"policy must be one of {', '.join(p.value for p in Policy)}, not {policy!r}")
+
+
+def _check_uploaders(uploaders: list[str] | None) -> None:
+    if uploaders is None:
+        raise HTTPException(400, "authorized_uploaders must be a list (empty for none)")
+    try:
+        for uploader in uploaders:
+            check_authorized_uploader(uploader)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def _check_threshold(kind: str, value: float | None) -> None:
+    """Only a person's face match has its own threshold (the CLI's --threshold)."""
+    if value is None:
+        return
+    if kind != "person":
+        raise HTTPException(400, "match_threshold is for kind person")
+    try:
+        check_match_threshold(value)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
 
 
 def _check_cast(svc: Service, kind: str, played_by: list[str]) -> None:
@@ -51,7 +79,8 @@ def register(
                                                "also artwork and short clips (a few frames of each are taken)."),
     kind: str = Form("person", description=f"One of {', '.join(KINDS)}."),
     policy: str = Form(DEFAULT_POLICY.value, description=f"One of {', '.join(p.value for p in Policy)}."),
-    authorized_uploaders: list[str] = Form([], description="Uploaders always allowed to use this likeness."),
+    authorized_uploaders: list[str] = Form([], description=AUTHORIZED_UPLOADERS),
+    match_threshold: float | None = Form(None, description=MATCH_THRESHOLD),
     face: str | None = Form(None, description="In photos with several faces: 'largest' or N (0 = leftmost)."),
     played_by: list[str] = Form([], description="kind character only: ids of the registered people who play it."),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200),
@@ -62,8 +91,9 @@ def register(
     if kind not in KINDS:
         raise HTTPException(400, f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     _check_cast(svc, kind, played_by)
-    if policy not in {p.value for p in Policy}:
-        raise HTTPException(400, f"policy must be one of {', '.join(p.value for p in Policy)}, not {policy!r}")
+    _check_policy(policy)
+    _check_uploaders(authorized_uploaders)
+    _check_threshold(kind, match_threshold)
     limits = svc.settings.service
     if len(files) > limits.max_references:
         raise HTTPException(413, f"at most {limits.max_references} reference images per registration")
@@ -79,7 +109,8 @@ def register(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     params = {"name": name, "kind": kind, "policy": policy, "authorized_uploaders": authorized_uploaders,
-              "face": _face(face), "played_by": played_by, "files_dir": str(folder), "files": stored}
+              "match_threshold": match_threshold, "face": _face(face), "played_by": played_by,
+              "files_dir": str(folder), "files": stored}
     key = f"{who.name}:key:{idempotency_key}" if idempotency_key else None
     job, created = svc.jobs.create("enroll", who.name, params, key, job_id)
     if created:
@@ -89,11 +120,41 @@ def register(
     return job_out(job, svc)
 
 
+def _likeness_out(info: IdentityInfo, references: int) -> LikenessOut:
+    return LikenessOut(id=info.id, name=info.name, kind=info.kind, owner=info.owner, policy=info.policy,
+                       authorized_uploaders=list(info.authorized_uploaders), match_threshold=info.match_threshold,
+                       references=references)
+
+
 @router.get("/v1/likenesses", response_model=list[LikenessOut], summary="Your registered likenesses")
 def list_likenesses(who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[LikenessOut]:
-    return [LikenessOut(id=i.id, name=i.name, kind=i.kind, owner=i.owner, policy=i.policy,
-                        authorized_uploaders=list(i.authorized_uploaders), references=n)
-            for i, n in svc.gallery_store.identities(who.name)]
+    return [_likeness_out(i, n) for i, n in svc.gallery_store.identities(who.name)]
+
+
+@router.patch("/v1/likenesses/{identity_id}", response_model=LikenessOut,
+              summary="Change a likeness's policy, authorised uploaders or own match threshold (at once)")
+def change(identity_id: str, body: LikenessPatch, who: Principal = Depends(rights_holder),
+           svc: Service = Depends(service)) -> LikenessOut:
+    """No references change, so no worker is needed: the new gallery version makes every worker
+    reload the likeness (and rebuild its indexes from the database) before its next decision."""
+    identity = svc.gallery_store.identity(identity_id)
+    if identity is None or identity.owner != who.name:
+        raise HTTPException(404, f"no likeness {identity_id}")
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:
+        raise HTTPException(400, "nothing to change: send policy, authorized_uploaders or match_threshold")
+    if "policy" in changes:
+        _check_policy(changes["policy"])
+    if "authorized_uploaders" in changes:
+        _check_uploaders(changes["authorized_uploaders"])
+    if "match_threshold" in changes:
+        _check_threshold(identity.kind, changes["match_threshold"])
+    try:
+        info, version = svc.gallery_store.update_identity(identity_id, who.name, changes)
+    except KeyError as exc:  # removed a moment ago
+        raise HTTPException(404, f"no likeness {identity_id}") from exc
+    svc.signal.announce(version)
+    return _likeness_out(info, svc.gallery_store.reference_count(identity_id))
 
 
 @router.delete("/v1/likenesses/{identity_id}", status_code=202, response_model=JobOut,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Respo
 
 from workers.api_auth import require, sender, service
 from workers.api_jobs import job_out, own_job, publish
-from workers.auth import Principal
+from workers.auth import SEPARATOR, Principal
 from workers.jobs import new_id
 from workers.schemas import JobOut
 from workers.service import Service
@@ -26,7 +26,10 @@ platform = require("platform")
              summary="Submit a video for scanning")
 def submit_scan(
     response: Response,
-    uploader: str = Form(min_length=1, max_length=200, description="The platform's id of the user who uploaded."),
+    uploader: str = Form(min_length=1, max_length=200,
+                         description="Your id of the user who uploaded. Likenesses are decided for "
+                                     "'<your platform principal>:<uploader>', which is how rights holders "
+                                     "authorise your users; the webhook echoes this id as sent."),
     file: UploadFile | None = File(None, description="The video, as a multipart upload."),
     path: str | None = Form(None, description="Or: the video's path relative to the media root."),
     callback_url: str | None = Form(None, description="Called when the verdict is not allow (retried)."),
@@ -36,6 +39,9 @@ def submit_scan(
     svc: Service = Depends(service),
     celery: Celery = Depends(sender),
 ) -> JobOut:
+    if SEPARATOR in who.name:  # a key issued before principals were checked: its namespace is ambiguous
+        raise HTTPException(403, f"this platform key's principal {who.name!r} contains {SEPARATOR!r}; "
+                                 "ask an admin for a key whose principal does not")
     if (file is None) == (path is None):
         raise HTTPException(400, "send exactly one of `file` (multipart upload) or `path` (under the media root)")
     if callback_url:

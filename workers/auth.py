@@ -4,6 +4,10 @@ so a leaked database does not leak working keys.
 Roles: `platform` submits uploads and reads their jobs and reports; `rights_holder` registers,
 lists and removes its own likenesses and reads findings about them; `admin` manages keys. The
 key's `principal` is who it acts for: the platform's name, or the owner of the likenesses.
+
+Uploader ids belong to the platform that sent them: a scan is decided for `<platform>:<uploader>`,
+the platform being the key's principal, never a name the request supplies. Principals contain no
+`:`, so that namespace is unambiguous and no platform's uploader can equal an owner's name.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from sqlalchemy import select, update
 from workers.db import ROLES, ApiKeyRow, Database, OwnerRow, now
 
 KEY_PREFIX = "lk_"
+SEPARATOR = ":"  # between a platform principal and its own uploader id
+MAX_NAME = 200   # of a principal, and of an uploader id (the API's limits)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,22 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def scan_uploader(platform: str, uploader: str) -> str:
+    """The uploader a service scan is decided for: the platform's id in that platform's namespace, so
+    that one platform can neither reuse another's authorisations nor pass itself off as an owner."""
+    return f"{platform}{SEPARATOR}{uploader}"
+
+
+def check_authorized_uploader(value: str) -> str:
+    """A rights holder authorises one platform's user: `<platform principal>:<that platform's uploader id>`."""
+    platform, separator, uploader = value.partition(SEPARATOR)
+    if (not separator or not platform or not uploader or value != value.strip()
+            or len(platform) > MAX_NAME or len(uploader) > MAX_NAME):
+        raise ValueError(f"authorized uploader {value!r} must be '<platform>:<uploader id>', the platform's "
+                         "name and its own id of the user, e.g. 'tube:user-17'")
+    return value
+
+
 class KeyStore:
     def __init__(self, db: Database):
         self.db = db
@@ -47,6 +69,8 @@ class KeyStore:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if not principal.strip():
             raise ValueError("principal must not be empty")
+        if SEPARATOR in principal:
+            raise ValueError(f"principal must not contain {SEPARATOR!r}: it separates a platform from its uploader ids")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKeyRow(id=secrets.token_hex(8), key_hash=hash_key(key), role=role, principal=principal,
                         label=label)

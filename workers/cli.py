@@ -10,11 +10,12 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from gallery.store import KINDS
+from gallery.store import KINDS, check_match_threshold
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.report import build_report, write_thumbnails
 from pipeline.video import VideoInputError, probe
@@ -47,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--authorize", nargs="*", default=[], metavar="UPLOADER",
                      help="uploaders always allowed to use this likeness")
     add.add_argument("--threshold", type=float, default=None,
-                     help="a stricter match threshold for this likeness alone (known look-alikes)")
+                     help="--kind person: a stricter match threshold (cosine similarity, -1 to 1) for this "
+                          "likeness alone (known look-alikes)")
     add.add_argument("--face", default=None,
                      help="which face in photos with several: 'largest' or N (0 = leftmost)")
     add.add_argument("--played-by", nargs="*", default=[], metavar="ID",
@@ -64,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="scan a video in-process")
     scan.add_argument("video", type=Path)
-    scan.add_argument("--uploader", default=None, help="who uploaded it (authorisation)")
+    scan.add_argument("--uploader", default=None,
+                      help="who uploaded it, compared as given with the owner and the authorised uploaders "
+                           "(one local namespace; the service prefixes the platform)")
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
     scan.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     scan.add_argument("--thumbnails", type=Path, default=None, help="write evidence face crops here")
@@ -84,6 +88,7 @@ def _face_choice(value: str | None) -> str | int | None:
 
 
 def cmd_gallery_add(runtime: Runtime, args) -> int:
+    check_match_threshold(args.threshold)  # before any model loads
     if args.kind == "character":
         return _add_character(runtime, args)
     if args.played_by:
@@ -105,6 +110,8 @@ def cmd_gallery_add(runtime: Runtime, args) -> int:
 def _add_character(runtime: Runtime, args) -> int:
     """Stills, artwork or short clips: every one embedded whole and cropped for the image path,
     faces (where usable) for the face path too."""
+    if args.threshold is not None:
+        raise CliError("--threshold is for --kind person")
     with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:
         refs = enroll_character(runtime, args.files, Path(frames_dir), _face_choice(args.face))
         faces, crops, rejected = refs.faces, refs.crops, refs.rejected
@@ -128,7 +135,8 @@ def cmd_gallery_list(runtime: Runtime, args) -> int:
     rows = runtime.gallery.identities(args.owner)
     if args.json:
         print(json.dumps([{"id": i.id, "name": i.name, "kind": i.kind, "owner": i.owner, "policy": i.policy,
-                           "authorized_uploaders": list(i.authorized_uploaders), "references": n}
+                           "authorized_uploaders": list(i.authorized_uploaders), "match_threshold": i.match_threshold,
+                           "references": n}
                           for i, n in rows], indent=2))
     else:
         for info, n in rows:
@@ -147,8 +155,10 @@ def cmd_gallery_remove(runtime: Runtime, args) -> int:
 
 def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress: bool):
     """Scan in-process with a progress bar on stderr (seconds of video done / total). Broken input
-    is refused before any model loads."""
-    probe(video, runtime.settings.scan.sampling)
+    is refused before any model loads; the scan reuses that probe."""
+    started = time.perf_counter()
+    info = probe(video, runtime.settings.scan.sampling)
+    probe_ms = (time.perf_counter() - started) * 1000.0
     gallery = runtime.gallery
     gallery.refresh()
     bar: tqdm | None = None
@@ -160,8 +170,12 @@ def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress:
                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
         bar.update(max(0.0, round(done_s, 1) - bar.n))
 
+    searcher = gallery if len(gallery) else None
+    scanner = runtime.scanner
     try:
-        return runtime.scanner.scan(video, gallery if len(gallery) else None, uploader=uploader, progress=progress)
+        observation = scanner.observe(video, progress, info=info)
+        observation.timings_ms["probe"] = probe_ms
+        return scanner.decide(observation, searcher, uploader)
     finally:
         if bar is not None:
             bar.close()

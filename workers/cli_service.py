@@ -28,7 +28,9 @@ def add_service_commands(subparsers) -> None:
 
     key = subparsers.add_parser("issue-key", help="issue an API key (prints it once, as JSON)")
     key.add_argument("--role", required=True, help="admin, platform or rights_holder")
-    key.add_argument("--principal", required=True, help="platform name or rights holder (owner) the key acts for")
+    key.add_argument("--principal", required=True,
+                     help="platform name or rights holder (owner) the key acts for; no ':' (it separates a "
+                          "platform from its uploader ids)")
     key.add_argument("--label", default="")
 
     subparsers.add_parser("migrate", help="bring the database to the newest schema, keeping its data")

@@ -92,7 +92,8 @@ def register_person(runtime: Runtime, db: Database, job: JobRow) -> dict:
                                        job.created_at)
     if identity_id is None:
         identity_id = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
-                                          params["authorized_uploaders"], enrollment).id
+                                          params["authorized_uploaders"], enrollment,
+                                          match_threshold=params.get("match_threshold")).id  # absent in older jobs
     return {"identity_id": identity_id, **summary}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from workers.db import utc
 
@@ -56,8 +56,9 @@ class JobOut(BaseModel):
 
 class KeyIn(BaseModel):
     role: Role
-    principal: str = Field(min_length=1, max_length=200,
-                           description="Who the key acts for: the platform's name or the rights holder (owner).")
+    principal: str = Field(min_length=1, max_length=200, pattern=r"^[^:]+$",
+                           description="Who the key acts for: the platform's name or the rights holder (owner). "
+                                       "Without ':', which separates a platform from its uploader ids.")
     label: str = Field("", max_length=200)
 
 
@@ -77,14 +78,32 @@ class IssuedKeyOut(BaseModel):
     principal: str
 
 
+AUTHORIZED_UPLOADERS = ("Uploaders always allowed to use this likeness, each as '<platform>:<uploader id>': the "
+                        "platform's principal and its own id of the user (e.g. 'tube:user-17'). List your own "
+                        "accounts on each platform here: a platform cannot upload as the owner.")
+MATCH_THRESHOLD = ("kind person only: a stricter cosine-similarity threshold (-1 to 1) for this likeness alone, for "
+                   "one known to be confused with look-alikes; it only ever raises the service's threshold.")
+
+
 class LikenessOut(BaseModel):
     id: str
     name: str
     kind: Literal["person", "character"]
     owner: str
     policy: str
-    authorized_uploaders: list[str]
+    authorized_uploaders: list[str] = Field(description="Ids registered before uploaders were namespaced by "
+                                                        "platform (no ':') match no platform's scan any more.")
+    match_threshold: float | None = Field(description="This likeness's own threshold; null: the service's.")
     references: int
+
+
+class LikenessPatch(BaseModel):
+    """Only the fields sent change; `match_threshold: null` goes back to the service's threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: str | None = Field(None, description="One of allow, ai_if_labelled, no_ai, no_use.")
+    authorized_uploaders: list[str] | None = Field(None, description=f"Replaces the list. {AUTHORIZED_UPLOADERS}")
+    match_threshold: float | None = Field(None, description=MATCH_THRESHOLD)
 
 
 class FindingOut(BaseModel):

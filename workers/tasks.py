@@ -22,6 +22,7 @@ from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
 from workers import dispatch, segment_codec
 from workers.app import app, settings
+from workers.auth import scan_uploader
 from workers.db import JobRow
 from workers.enrollment import register_character, register_person
 from workers.jobs import ACTIVE, JobFailed
@@ -125,8 +126,9 @@ def merge_scan(self, job_id: str) -> None:
         info = probe(path, service.settings.scan.sampling)
         gallery = runtime.gallery
         ensure_current(gallery, service.signal)
+        uploader = scan_uploader(job.principal, job.params["uploader"])  # never the platform's bare id
         result = merge_segments(info, read_provenance(path), [segment_codec.decode(p) for p in payloads],
-                                runtime.scanner, gallery, job.params.get("uploader"))
+                                runtime.scanner, gallery, uploader)
         report = build_report(result)
         webhook = bool(job.params.get("callback_url")) and report["verdict"]["action"] != "allow"
         if service.jobs.complete_scan(job, report, report["findings"], webhook) and webhook:

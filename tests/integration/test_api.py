@@ -1,12 +1,15 @@
 """The HTTP API's contract without workers: keys and roles, JSON errors, size limits, path
-traversal, idempotent submission, OpenAPI, and a submission that survives an unreachable Redis."""
+traversal, idempotent submission, OpenAPI, a submission that survives an unreachable Redis, and
+a likeness's fields validated on registration and changed by its owner alone."""
 from __future__ import annotations
 
 import os
 from datetime import timedelta
 
+import pytest
 import redis
 
+from gallery.store import GalleryStore
 from tests.integration.harness import copy_into, free_port, video
 from tests.media import package_photo
 from workers.app import sender
@@ -140,3 +143,67 @@ def test_submission_survives_unreachable_redis(make_stack, make_client, redis_ur
     assert sweep(service, sender(settings)) == [job_id]
     service_config = settings.service  # new scans wait in the queue's list for priority 6
     assert redis.Redis.from_url(redis_url).llen(f"{service_config.key_prefix}:{service_config.queue}\x06\x166") == 1
+
+
+def test_likeness_registration_refuses_bad_thresholds_and_uploaders(make_stack, make_client):
+    stack = make_stack()
+    client = make_client(stack)
+    http, owner = client.http, client.key("rights_holder", "nba")
+    photo = package_photo("yaoming.jpg").read_bytes()
+
+    def register(**data):
+        return http.post("/v1/likenesses", headers=owner, data={"name": "Yao", **data},
+                         files=[("files", ("a.jpg", photo))])
+
+    assert "from -1 to 1, not 1.5" in _error(register(match_threshold="1.5"), 400)
+    assert "from -1 to 1, not nan" in _error(register(match_threshold="nan"), 400)
+    assert _error(register(match_threshold="high"), 422).startswith("match_threshold:")
+    assert "for kind person" in _error(register(match_threshold="0.5", kind="character"), 400)
+    for plain in ("user-17", "tube:", ":user-17", " tube:user-17"):
+        assert "'<platform>:<uploader id>'" in _error(register(authorized_uploaders=["tube:ok", plain]), 400)
+    assert not (stack.media_root / "enroll").exists(), "a refused registration must leave nothing behind"
+
+    assert "principal" in _error(http.post("/v1/keys", headers=client.admin,
+                                           json={"role": "platform", "principal": "tube:nba"}), 422)
+    with pytest.raises(ValueError, match="must not contain ':'"):
+        client.keys.issue("rights_holder", "tube:nba")
+
+
+def test_owner_changes_policy_uploaders_and_threshold(make_stack, make_client):
+    """PATCH changes what decisions read, for the owner only, and moves the gallery version."""
+    stack = make_stack()
+    client = make_client(stack)
+    http = client.http
+    nba, studio, platform = client.key("rights_holder", "nba"), client.key("rights_holder", "studio"), \
+        client.key("platform", "tube")
+    store = GalleryStore(client.keys.db.engine)
+    # Registered before uploaders were namespaced: a plain id, still listed as it was.
+    info, _, version = store.add_identity("Yao Ming", "person", "nba", "no_use", ["user-17"], [])
+    url = f"/v1/likenesses/{info.id}"
+    assert http.get("/v1/likenesses", headers=nba).json() == [
+        {"id": info.id, "name": "Yao Ming", "kind": "person", "owner": "nba", "policy": "no_use",
+         "authorized_uploaders": ["user-17"], "match_threshold": None, "references": 0}]
+
+    assert "no likeness" in _error(http.patch(url, headers=studio, json={"policy": "allow"}), 404)
+    assert "rights_holder" in _error(http.patch(url, headers=platform, json={"policy": "allow"}), 403)
+    assert "nothing to change" in _error(http.patch(url, headers=nba, json={}), 400)
+    assert "from -1 to 1" in _error(http.patch(url, headers=nba, json={"match_threshold": 2}), 400)
+    assert "'<platform>:<uploader id>'" in _error(http.patch(url, headers=nba, json={"authorized_uploaders": ["u"]}),
+                                                  400)
+    assert "must be a list" in _error(http.patch(url, headers=nba, json={"authorized_uploaders": None}), 400)
+    assert "policy must be one of" in _error(http.patch(url, headers=nba, json={"policy": "sometimes"}), 400)
+    assert _error(http.patch(url, headers=nba, json={"owner": "studio"}), 422).startswith("owner:")
+    assert store.version() == version
+
+    changed = http.patch(url, headers=nba, json={"policy": "no_ai", "authorized_uploaders": ["tube:user-17"],
+                                                  "match_threshold": 0.5})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["policy"], changed.json()["authorized_uploaders"], changed.json()["match_threshold"]) == \
+        ("no_ai", ["tube:user-17"], 0.5)
+    assert store.version() == version + 1
+    assert Service(stack.settings()).signal.announced() == version + 1  # workers reload before deciding
+    cleared = http.patch(url, headers=nba, json={"match_threshold": None}).json()
+    assert (cleared["policy"], cleared["authorized_uploaders"], cleared["match_threshold"]) == \
+        ("no_ai", ["tube:user-17"], None)
+    assert http.get("/v1/likenesses", headers=nba).json() == [cleared]
+    assert http.get("/v1/likenesses", headers=studio).json() == []

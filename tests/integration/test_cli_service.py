@@ -38,6 +38,8 @@ def test_migrate_and_issue_key(make_stack):
     assert json.loads(issued.stdout)["key"].startswith("lk_")
     refused = _likeness(stack, "issue-key", "--role", "root", "--principal", "x")
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "role must be one of" in refused.stderr
+    colon = _likeness(stack, "issue-key", "--role", "rights_holder", "--principal", "tube:nba")
+    assert colon.returncode != 0 and colon.stderr.count("\n") == 1 and "must not contain ':'" in colon.stderr
 
 
 def test_worker_and_serve_commands(make_stack, tmp_path):
