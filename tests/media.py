@@ -21,10 +21,12 @@ from pathlib import Path
 
 from samples.photos import PACKAGE_PHOTOS, package_photo
 
-__all__ = ["PACKAGE_PHOTOS", "cache_dir", "dlib_johns", "face_recognition_photos", "package_photo"]
+__all__ = ["PACKAGE_PHOTOS", "cache_dir", "dlib_group_photos", "dlib_johns", "face_recognition_photos",
+           "package_photo"]
 
 DLIB_SDIST = ("dlib", "19.5.0")
 DLIB_JOHNS = "docs/docs/cache/examples/johns"
+DLIB_FACES = "docs/docs/cache/examples/faces"
 FACE_RECOGNITION_SDIST = ("face_recognition", "1.3.0")
 FACE_RECOGNITION_IMAGES = "tests/test_images"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -54,6 +56,16 @@ def dlib_johns(root: Path | None = None) -> dict[str, list[Path]]:
     if not people:
         raise RuntimeError(f"no person folders in {folder}")
     return people
+
+
+def dlib_group_photos(root: Path | None = None) -> dict[str, Path]:
+    """dlib's face-detection example photos (Pascal VOC pictures and bald_guys.jpg, several people
+    each; dogs.jpg left out), keyed by file stem."""
+    folder = _sdist_folder(cache_dir(root), *DLIB_SDIST, DLIB_FACES)
+    photos = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem != "dogs"}
+    if not photos:
+        raise RuntimeError(f"no photos in {folder}")
+    return photos
 
 
 def face_recognition_photos(root: Path | None = None) -> dict[str, Path]:
