@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import pytest
+
+from benchmarks.face_forensics import SourceFace, clone_face
 
 from pipeline.provenance import read_provenance
 from pipeline.report import build_report
@@ -14,6 +17,7 @@ from pipeline.video import probe
 from tests.conftest import make_runtime
 from tests.integration.harness import video
 from tests.media import package_photo
+from tests.videos import Scene, encode_video
 from workers import segment_codec
 from workers.segments import Segment, merge_segments, plan_segments
 
@@ -92,3 +96,23 @@ def test_segmented_scan_equals_whole_scan(runtimes, tracking, name, cuts):
     assert merged["gallery_version"] == whole["gallery_version"] == 1
     yao = [t for t in merged["tracks"] if t["match"]]
     assert len(yao) == 1 and yao[0]["start_s"] == 0.0  # one Yao Ming track across every cut
+
+
+def test_a_pasted_face_is_caught_across_segments(runtimes, tmp_path, detector):
+    """Yao Ming's face cloned onto Grace Hopper, scanned in two segments: the per-track face_swap
+    scores follow the joined track, so the merged finding is restricted as the whole scan's is."""
+    grace = cv2.imread(str(package_photo("grace_hopper.jpg")))
+    yao = cv2.imread(str(package_photo("yaoming.jpg")))
+    largest = {name: max(detector.detect(image), key=lambda f: float(f.bbox[2] - f.bbox[0])).landmarks
+               for name, image in (("grace", grace), ("yao", yao))}
+    fake = clone_face(grace, largest["grace"], SourceFace("yao", yao, largest["yao"]), "normal", "ellipse")
+    path = encode_video(tmp_path / "swap.mp4", [Scene(fake, 4.0, "zoom_in")], size=(640, 360), crf=23)
+    runtime = runtimes["embed-every-face"]
+    whole = build_report(runtime.scanner.scan(path, runtime.gallery, uploader="user-1"))
+    merged = build_report(_segmented(runtime, path, [2.0]))
+    for report in (whole, merged):
+        [finding] = report["findings"]
+        assert finding["identity"]["name"] == "Yao Ming" and finding["category"] == "impersonation"
+        assert report["verdict"]["action"] == "restrict"  # no_ai policy, but detectors alone never block
+        [track] = [t for t in report["tracks"] if t["track_id"] in finding["tracks"]]
+        assert track["face_swap"] >= 0.9
