@@ -1,16 +1,17 @@
 """Platform routes: submit an upload for scanning (multipart or a path under the media root) and
-read the report."""
+read the report; evidence images, for the scan's platform and the owner of the likeness found."""
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
 from celery import Celery
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Response, UploadFile
 
 from workers.api_auth import require, sender, service
 from workers.api_jobs import job_out, own_job, publish
 from workers.auth import SEPARATOR, Principal
+from workers.evidence import MAX_IMAGES, image_path
 from workers.jobs import new_id
 from workers.schemas import JobOut
 from workers.service import Service
@@ -84,3 +85,25 @@ def get_report(job_id: str, who: Principal = Depends(platform), svc: Service = D
     if report is None:
         raise HTTPException(409, f"scan not finished (status {job.status})")
     return report
+
+
+@router.get("/v1/scans/{scan_id}/evidence/{identity_id}/{number}", response_class=Response, tags=["findings"],
+            responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG, long side at most 256 px."}},
+            summary="An evidence image of a finding (the `image` of its evidence entries)")
+def get_evidence_image(scan_id: str, identity_id: str, number: int = Path(ge=0, lt=MAX_IMAGES),
+                       who: Principal = Depends(require("platform", "rights_holder")),
+                       svc: Service = Depends(service)) -> Response:
+    """For the platform that submitted the scan and the owner of the likeness the finding is about;
+    anyone else gets 404, as for an image that was never made or was deleted with its likeness."""
+    finding = svc.jobs.finding(scan_id, identity_id)
+    if finding is None:
+        raise HTTPException(404, f"no evidence image {scan_id}/{identity_id}/{number}")
+    if who.role == "platform":
+        own_job(scan_id, who, svc)
+    elif finding.owner != who.name:
+        raise HTTPException(404, f"no evidence image {scan_id}/{identity_id}/{number}")
+    try:
+        data = image_path(svc.media_root, scan_id, identity_id, number).read_bytes()
+    except FileNotFoundError as exc:
+        raise HTTPException(404, f"no evidence image {scan_id}/{identity_id}/{number}") from exc
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

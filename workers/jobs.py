@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gallery.store import ScanRow
 from workers.db import Database, FindingRow, JobRow, SegmentRow, now
+from workers.evidence import unavailable
 from workers.segments import Segment
 
 ACTIVE = ("queued", "running")
@@ -190,6 +191,25 @@ class JobStore:
             if identity_id is not None:
                 query = query.where(FindingRow.identity_id == identity_id)
             return list(s.scalars(query.order_by(FindingRow.id.desc()).limit(limit).offset(offset)))
+
+    def finding(self, scan_id: str, identity_id: str) -> FindingRow | None:
+        with self.db.session() as s:
+            return s.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id,
+                                                      FindingRow.identity_id == identity_id)).first()
+
+    def withdraw_images(self, identity_id: str, reason: str) -> list[str]:
+        """Drop the image references of every finding about `identity_id`, in the findings and
+        in their scans' reports; returns those scans' ids (whose image folders go next)."""
+        with self.db.transaction() as s:
+            rows = list(s.scalars(select(FindingRow).where(FindingRow.identity_id == identity_id)))
+            for row in rows:
+                row.data = unavailable(row.data, reason)
+                scan = s.get(ScanRow, row.scan_id)
+                if scan is not None:
+                    findings = [unavailable(f, reason) if f["identity"]["id"] == identity_id else f
+                                for f in scan.report["findings"]]
+                    scan.report = {**scan.report, "findings": findings}
+            return [row.scan_id for row in rows]
 
     # -- webhooks ------------------------------------------------------------------------------
 

@@ -44,7 +44,8 @@ class JobOut(BaseModel):
     result: dict[str, Any] | None = Field(description="scan: verdict and number of findings; enroll: identity id "
                                                       "and accepted/rejected references (a character also: "
                                                       "face_references, image_references, played_by); remove: "
-                                                      "removed id.")
+                                                      "removed id and evidence_scans_cleared (scans whose "
+                                                      "evidence images of it were deleted).")
     progress: Progress | None = Field(description="scan jobs only.")
     gallery_version: int | None = Field(description="Gallery version the scan was decided against.")
     attempts: int
@@ -117,7 +118,9 @@ class FindingOut(BaseModel):
     start_s: float
     end_s: float
     created_at: Moment
-    detail: dict[str, Any] = Field(description="The finding as in the report: evidence, reasons, tracks.")
+    detail: dict[str, Any] = Field(description="The finding as in the report: evidence (each with an `image` URL "
+                                               "when one was stored), `images` (available, count, reason), reasons, "
+                                               "tracks.")
 
 
 class Health(BaseModel):

@@ -20,7 +20,7 @@ import workers.worker_process  # noqa: F401  (the worker's hooks: migrations, mo
 from pipeline.provenance import read_provenance
 from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
-from workers import dispatch, segment_codec
+from workers import dispatch, evidence, segment_codec
 from workers.app import app, settings
 from workers.auth import scan_uploader
 from workers.db import JobRow
@@ -130,8 +130,16 @@ def merge_scan(self, job_id: str) -> None:
         result = merge_segments(info, read_provenance(path), [segment_codec.decode(p) for p in payloads],
                                 runtime.scanner, gallery, uploader)
         report = build_report(result)
+        evidence.attach_images(report, path, service.media_root, job_id)  # before storing: one report, whole
         webhook = bool(job.params.get("callback_url")) and report["verdict"]["action"] != "allow"
-        if service.jobs.complete_scan(job, report, report["findings"], webhook) and webhook:
+        if not service.jobs.complete_scan(job, report, report["findings"], webhook):
+            stored = service.jobs.report(job_id) or {"findings": []}
+            evidence.keep_only(service.media_root, job_id, {f["identity"]["id"] for f in stored["findings"]})
+            return
+        for finding in report["findings"]:  # removed while this merge ran: its removal may have missed these
+            if service.gallery_store.identity(finding["identity"]["id"]) is None:
+                _withdraw_evidence(service, finding["identity"]["id"])
+        if webhook:
             dispatch.send(app, dispatch.WEBHOOK, job_id)
 
     _run_job(service, job_id, merge)
@@ -160,9 +168,19 @@ def enroll(self, job_id: str) -> None:
     shutil.rmtree(job.params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
 
 
+def _withdraw_evidence(service: Service, identity_id: str) -> list[str]:
+    """Delete the evidence images of every finding about a removed likeness (biometric data of
+    the person goes with the registration) and say so in those findings; safe to repeat."""
+    scans = service.jobs.withdraw_images(identity_id, "the likeness was removed; its evidence images were deleted")
+    for scan_id in scans:
+        evidence.delete_images(service.media_root, scan_id, identity_id)
+    return scans
+
+
 @app.task(name=dispatch.REMOVE, **RETRYING)
 def remove_identity(self, job_id: str) -> None:
-    """Delete a likeness for good (rows, vectors, reference copies); removing it twice is a no-op."""
+    """Delete a likeness for good (rows, vectors, reference copies, evidence images of findings
+    about it); removing it twice is a no-op."""
     service = context()
     job = _begin(service, job_id)
     if job is None:
@@ -174,6 +192,7 @@ def remove_identity(self, job_id: str) -> None:
         result = {"removed": identity_id}
     except KeyError:
         result = {"removed": identity_id, "already_removed": True}
+    result["evidence_scans_cleared"] = len(_withdraw_evidence(service, identity_id))
     gallery.refresh()
     service.signal.announce(gallery.version)
     service.jobs.finish(job_id, result, gallery.version)

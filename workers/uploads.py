@@ -1,5 +1,5 @@
-"""Getting files into the media root safely: bounded copies with a hash, and submitted paths that
-cannot leave the root (no absolute paths, no `..`, no symlink pointing outside)."""
+"""Getting files into the media root safely: bounded copies with a hash, atomic writes, and
+submitted paths that cannot leave the root (no absolute paths, no `..`, no symlink pointing outside)."""
 from __future__ import annotations
 
 import hashlib
@@ -48,6 +48,20 @@ def save_bounded(source: BinaryIO, target: Path, limit: int) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return digest.hexdigest()
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write `data` to `target` so that readers see the whole file or none (a temporary file
+    beside it, then a rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: Path) -> str:

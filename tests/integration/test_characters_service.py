@@ -1,7 +1,8 @@
 """An IP character through the service: a studio registers Megamind over the API from a clip of one
 shot (kind character: the CLI's character enrollment, CLIP and face references), a real worker scans
 another part of the trailer in two segments cut inside his close-up, and the report has the
-ip_character finding with one character track across the cut; removal takes his image references too.
+ip_character finding with one character track across the cut and its evidence images; removal takes his
+image references and those images too.
 """
 from __future__ import annotations
 
@@ -70,6 +71,10 @@ def test_character_registered_over_the_api_is_found_in_a_segmented_scan(make_sta
     assert finding["identity"] == {"id": megamind, "name": "Megamind", "kind": "character", "owner": "dreamworks"}
     assert finding["reasons"][0].startswith("character Megamind, found by its")
     assert finding["evidence"] and all(e["t_s"] >= 1.9 for e in finding["evidence"])  # his shot, not Roxanne's
+    images = [e["image"] for e in finding["evidence"] if "image" in e]  # cut from the upload after the merge
+    assert finding["images"]["available"] and len(images) == finding["images"]["count"] >= 1
+    fetched = client.http.get(images[0], headers=platform)
+    assert fetched.status_code == 200 and fetched.content[:2] == b"\xff\xd8"  # a JPEG
     (track,) = [t for t in report["character_tracks"]["tracks"] if t["match"]]
     assert track["match"]["identity_id"] == megamind and track["start_s"] < 2.0 <= track["end_s"]
     with client.keys.db.session() as s:
@@ -82,3 +87,4 @@ def test_character_registered_over_the_api_is_found_in_a_segmented_scan(make_sta
     with GalleryStore.open(stack.database_url).session() as s:
         assert s.scalar(select(func.count()).select_from(CharacterReferenceRow)) == 0
     assert not (stack.home / "references" / megamind).exists()
+    assert not (stack.media_root / "evidence" / scanned["id"] / megamind).exists()
