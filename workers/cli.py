@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from workers.enrollment import enroll_character
 from workers.cli_service import SERVICE_COMMANDS, add_service_commands
 from workers.runtime import Runtime
 from workers.settings import Settings
+from workers.uploads import write_atomic
 
 EXIT_INPUT = 2
 
@@ -188,7 +188,7 @@ def cmd_scan(runtime: Runtime, args) -> int:
         write_thumbnails(result, args.thumbnails)
     text = json.dumps(report, indent=2)
     if args.out:
-        _write_atomic(args.out, text)
+        write_atomic(args.out, text.encode())
     if args.json:
         print(text)
     else:
@@ -203,19 +203,6 @@ def _summary(report: dict) -> str:
                      f"similarity {f['similarity']:.2f} -> {f['action']}")
     lines.append(f"tracks: {len(report['tracks'])}, synthetic score {report['synthetic']['score']:.2f}")
     return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside the target, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_demo(runtime: Runtime, args) -> int:
