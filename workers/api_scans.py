@@ -1,5 +1,6 @@
-"""Platform routes: submit an upload for scanning (multipart or a path under the media root) and
-read the report; evidence images, for the scan's platform and the owner of the likeness found."""
+"""Platform routes: submit an upload for scanning (multipart or a path under the media root), read
+the report and delete the scan; evidence images, for the scan's platform and the owner of the
+likeness found."""
 from __future__ import annotations
 
 import shutil
@@ -8,14 +9,15 @@ from typing import Any
 from celery import Celery
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Response, UploadFile
 
+from workers import retention
 from workers.api_auth import require, sender, service
 from workers.api_jobs import job_out, own_job, publish
 from workers.auth import SEPARATOR, Principal
 from workers.evidence import MAX_IMAGES, image_path
-from workers.jobs import new_id
+from workers.jobs import DELETED, new_id
 from workers.schemas import JobOut
 from workers.service import Service
-from workers.uploads import UploadRefused, file_sha256, resolve_in_root, safe_suffix, save_bounded
+from workers.uploads import UploadRefused, file_sha256, resolve_in_root, safe_suffix, save_bounded, upload_dir
 from workers.webhooks import WebhookRefused, check_url
 
 router = APIRouter(tags=["scans"])
@@ -52,13 +54,13 @@ def submit_scan(
             raise HTTPException(400, str(exc)) from exc
     job_id = new_id()
     limit = svc.settings.service.max_upload_bytes
-    upload_dir = svc.media_root / "uploads" / job_id
+    folder = upload_dir(svc.media_root, job_id)
     if file is not None:
-        video = upload_dir / f"video{safe_suffix(file.filename, '.mp4')}"
+        video = folder / f"video{safe_suffix(file.filename, '.mp4')}"
         try:
             sha256 = save_bounded(file.file, video, limit)
         except UploadRefused:
-            shutil.rmtree(upload_dir, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
     else:
         video = resolve_in_root(svc.media_root, path, limit)
@@ -67,7 +69,7 @@ def submit_scan(
     params = {"video": str(video), "uploader": uploader, "callback_url": callback_url, "sha256": sha256}
     job, created = svc.jobs.create("scan", who.name, params, key, job_id)
     if not created:
-        shutil.rmtree(upload_dir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         response.status_code = 200
         return job_out(job, svc)
     publish(celery, job)
@@ -79,12 +81,26 @@ def submit_scan(
             summary="The report of a finished scan (DESIGN.md's report JSON)")
 def get_report(job_id: str, who: Principal = Depends(platform), svc: Service = Depends(service)) -> dict:
     job = own_job(job_id, who, svc)
+    if job.status == DELETED:
+        raise HTTPException(404, f"scan {job_id} was deleted")
     if job.status == "failed":
         raise HTTPException(409, f"scan failed: {job.error}")
     report = svc.jobs.report(job_id) if job.status == "done" else None
     if report is None:
         raise HTTPException(409, f"scan not finished (status {job.status})")
     return report
+
+
+@router.delete("/v1/scans/{scan_id}", status_code=204, response_class=Response,
+               responses={409: {"description": "The scan is queued or running: delete it once it has finished."}},
+               summary="Delete a scan for good: its upload (if sent as a file), report, findings, evidence images")
+def delete_scan(scan_id: str, who: Principal = Depends(platform), svc: Service = Depends(service)) -> Response:
+    """Idempotent: deleting a deleted scan answers 204 again. A file submitted by `path` is the
+    platform's own and stays; the job is kept as a tombstone with status `deleted`."""
+    own_job(scan_id, who, svc)
+    if not retention.delete_scan(svc, scan_id):
+        raise HTTPException(409, f"scan {scan_id} is still queued or running; delete it once it has finished")
+    return Response(status_code=204)
 
 
 @router.get("/v1/scans/{scan_id}/evidence/{identity_id}/{number}", response_class=Response, tags=["findings"],

@@ -1,4 +1,5 @@
-"""`likeness worker`, `likeness serve`, `likeness issue-key`, `likeness migrate`: the service commands.
+"""`likeness worker`, `likeness serve`, `likeness issue-key`, `likeness migrate`, `likeness purge`: the
+service commands.
 
 workers/cli.py adds them with `add_service_commands(subparsers)` and dispatches through
 `SERVICE_COMMANDS` (keys are (command, None), like its own table). Each handler gets the CLI's
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import timedelta
 
 from workers.runtime import Runtime
 
@@ -34,6 +36,11 @@ def add_service_commands(subparsers) -> None:
     key.add_argument("--label", default="")
 
     subparsers.add_parser("migrate", help="bring the database to the newest schema, keeping its data")
+
+    purge = subparsers.add_parser("purge", help="delete scans older than the retention period for good "
+                                                "(run it from cron); prints what it deleted, as JSON")
+    purge.add_argument("--older-than-days", type=float, default=None,
+                       help="default: settings service.scan_retention_days (LIKENESS_SERVICE__SCAN_RETENTION_DAYS)")
 
 
 def cmd_worker(runtime: Runtime, args) -> int:
@@ -76,5 +83,19 @@ def cmd_migrate(runtime: Runtime, args) -> int:
     return 0
 
 
+def cmd_purge(runtime: Runtime, args) -> int:
+    from workers import migrate, retention
+    from workers.service import Service
+    settings = runtime.settings
+    days = settings.service.scan_retention_days if args.older_than_days is None else args.older_than_days
+    if days is None or days < 0:
+        raise ValueError("no retention period: set LIKENESS_SERVICE__SCAN_RETENTION_DAYS or pass "
+                         "--older-than-days N (N >= 0)")
+    migrate.upgrade(settings.resolved_database_url())
+    deleted = retention.purge(Service(settings), timedelta(days=days))
+    print(json.dumps({"older_than_days": days, "deleted": len(deleted), "scans": deleted}))
+    return 0
+
+
 SERVICE_COMMANDS = {("worker", None): cmd_worker, ("serve", None): cmd_serve,
-                    ("issue-key", None): cmd_issue_key, ("migrate", None): cmd_migrate}
+                    ("issue-key", None): cmd_issue_key, ("migrate", None): cmd_migrate, ("purge", None): cmd_purge}

@@ -170,9 +170,12 @@ def delete_images(media_root: Path, scan_id: str, identity_id: str) -> None:
 
 def keep_only(media_root: Path, scan_id: str, identity_ids: set[str]) -> None:
     """Drop the folders of likenesses the stored report does not name (a repeated merge that lost
-    the race to store may have written images for findings that are not the stored ones)."""
+    the race to store may have written images for findings that are not the stored ones); with none
+    named (the scan was deleted meanwhile), the scan's whole folder."""
     folder = scan_dir(media_root, scan_id)
-    if folder.is_dir():
+    if not identity_ids:
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.is_dir():
         for child in folder.iterdir():
             if child.name not in identity_ids:
                 shutil.rmtree(child, ignore_errors=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gallery.store import ScanRow
@@ -20,6 +20,8 @@ from workers.evidence import unavailable
 from workers.segments import Segment
 
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed")
+DELETED = "deleted"  # a scan deleted for good: the row stays as a tombstone, without its data
 
 
 class JobFailed(Exception):
@@ -162,7 +164,8 @@ class JobStore:
         verdict = report["verdict"]["action"]
         try:
             with self.db.transaction() as s:
-                if s.get(ScanRow, job.id) is not None:
+                current = s.get(JobRow, job.id, with_for_update=True)  # waits for a deletion in flight
+                if current is None or current.status == DELETED or s.get(ScanRow, job.id) is not None:
                     return False
                 s.add(ScanRow(id=job.id, video=job.params["video"], uploader=job.params.get("uploader"),
                               gallery_version=report["gallery_version"], action=verdict, report=report))
@@ -211,12 +214,40 @@ class JobStore:
                     scan.report = {**scan.report, "findings": findings}
             return [row.scan_id for row in rows]
 
+    # -- deletion ------------------------------------------------------------------------------
+
+    def delete_scan(self, job_id: str) -> bool:
+        """Drop a finished scan's report, findings and segments (their payloads hold every face's
+        embedding) and strip its job row to a tombstone, in one transaction. The idempotency key goes
+        too, so the same upload can be scanned again. True when the scan is deleted (now or before),
+        False while it is queued or running or when there is no such scan."""
+        with self.db.transaction() as s:
+            changed = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.kind == "scan",
+                                                     JobRow.status.in_(FINISHED))
+                                .values(status=DELETED, params={}, result=None, error=None, idempotency_key=None,
+                                        webhook_status=None, webhook_error=None, updated_at=now()))
+            if not changed.rowcount:
+                job = s.get(JobRow, job_id)
+                return job is not None and job.kind == "scan" and job.status == DELETED
+            s.execute(delete(FindingRow).where(FindingRow.scan_id == job_id))
+            s.execute(delete(ScanRow).where(ScanRow.id == job_id))
+            s.execute(delete(SegmentRow).where(SegmentRow.job_id == job_id))
+            return True
+
+    def expired_scans(self, older_than: timedelta, limit: int, at: datetime | None = None) -> list[str]:
+        """Ids of scans that finished (done or failed) more than `older_than` ago, oldest first."""
+        cutoff = (at or now()) - older_than
+        with self.db.session() as s:
+            return list(s.scalars(select(JobRow.id).where(JobRow.kind == "scan", JobRow.status.in_(FINISHED),
+                                                          JobRow.finished_at < cutoff)
+                                  .order_by(JobRow.finished_at).limit(limit)))
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def webhook_result(self, job_id: str, status: str, error: str | None) -> None:
         """Record one delivery attempt: status stays `pending` until delivered or given up."""
         with self.db.transaction() as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(
+            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status != DELETED).values(
                 webhook_status=status, webhook_attempts=JobRow.webhook_attempts + 1,
                 webhook_error=error[:2000] if error else None, updated_at=now()))
 

@@ -39,7 +39,9 @@ class Webhook(BaseModel):
 class JobOut(BaseModel):
     id: str
     kind: Literal["scan", "enroll", "remove"]
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "deleted"] = Field(
+        description="deleted: a scan deleted for good (DELETE /v1/scans/{id} or the retention period); only "
+                    "this record of it is left.")
     error: str | None = Field(description="Why the job failed; set only when status is failed.")
     result: dict[str, Any] | None = Field(description="scan: verdict and number of findings; enroll: identity id "
                                                       "and accepted/rejected references (a character also: "

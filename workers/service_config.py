@@ -57,6 +57,14 @@ class ServiceConfig(BaseModel):
     max_reference_bytes: int = Field(20 << 20, gt=0, description="Largest reference image.")
     max_references: int = Field(20, ge=1, le=200, description="Most reference images in one registration.")
 
+    # -- data protection -----------------------------------------------------------------------
+    scan_retention_days: float | None = Field(
+        None, gt=0.0, description="Scans that finished longer ago than this many days are deleted for good "
+        "(the API's copy of the upload, report, findings, segment embeddings, evidence images) by "
+        "`likeness purge`, run from cron. None: kept until the platform deletes them; deleting cannot "
+        "be undone and how long scan records must be kept is the operator's legal call, so there is no "
+        "default period.")
+
     # -- webhooks ------------------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(
         None, description="Signs callback bodies (HMAC-SHA256, header X-Likeness-Signature).")

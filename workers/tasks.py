@@ -20,7 +20,7 @@ import workers.worker_process  # noqa: F401  (the worker's hooks: migrations, mo
 from pipeline.provenance import read_provenance
 from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
-from workers import dispatch, evidence, segment_codec
+from workers import dispatch, evidence, segment_codec, withdrawal
 from workers.app import app, settings
 from workers.auth import scan_uploader
 from workers.db import JobRow
@@ -137,8 +137,11 @@ def merge_scan(self, job_id: str) -> None:
             evidence.keep_only(service.media_root, job_id, {f["identity"]["id"] for f in stored["findings"]})
             return
         for finding in report["findings"]:  # removed while this merge ran: its removal may have missed these
-            if service.gallery_store.identity(finding["identity"]["id"]) is None:
-                _withdraw_evidence(service, finding["identity"]["id"])
+            identity_id = finding["identity"]["id"]
+            if service.gallery_store.identity(identity_id) is None:
+                withdrawal.withdraw(service, identity_id, withdrawal.REMOVED)
+            elif withdrawal.lost_an_actor(service, finding):
+                withdrawal.withdraw(service, identity_id, withdrawal.ACTOR_REMOVED)
         if webhook:
             dispatch.send(app, dispatch.WEBHOOK, job_id)
 
@@ -168,31 +171,26 @@ def enroll(self, job_id: str) -> None:
     shutil.rmtree(job.params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
 
 
-def _withdraw_evidence(service: Service, identity_id: str) -> list[str]:
-    """Delete the evidence images of every finding about a removed likeness (biometric data of
-    the person goes with the registration) and say so in those findings; safe to repeat."""
-    scans = service.jobs.withdraw_images(identity_id, "the likeness was removed; its evidence images were deleted")
-    for scan_id in scans:
-        evidence.delete_images(service.media_root, scan_id, identity_id)
-    return scans
-
-
 @app.task(name=dispatch.REMOVE, **RETRYING)
 def remove_identity(self, job_id: str) -> None:
     """Delete a likeness for good (rows, vectors, reference copies, evidence images of findings
-    about it); removing it twice is a no-op."""
+    about it, and of findings about the characters a person plays); removing it twice is a no-op."""
     service = context()
     job = _begin(service, job_id)
     if job is None:
         return
     gallery = service.runtime.gallery
     identity_id = job.params["identity_id"]
+    characters = withdrawal.characters_played_by(service, identity_id, job.principal)
+    withdrawal.withdraw_characters(service, characters)  # first: a retry after the removal finds no cast
     try:  # through the character gallery, so a character's image vectors go at once too
         service.runtime.character_gallery.remove(gallery, identity_id, job.principal)
         result = {"removed": identity_id}
     except KeyError:
         result = {"removed": identity_id, "already_removed": True}
-    result["evidence_scans_cleared"] = len(_withdraw_evidence(service, identity_id))
+    result["evidence_scans_cleared"] = len(withdrawal.withdraw(service, identity_id, withdrawal.REMOVED))
+    # again: a merge may have stored findings about those characters since the first pass
+    result["character_evidence_scans_cleared"] = len(withdrawal.withdraw_characters(service, characters))
     gallery.refresh()
     service.signal.announce(gallery.version)
     service.jobs.finish(job_id, result, gallery.version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +27,20 @@ def safe_suffix(filename: str | None, default: str) -> str:
     """The client's file extension when it is a plain one; the client's name is never used as a path."""
     suffix = Path(filename or "").suffix.lower()
     return suffix if _SUFFIX.match(suffix) else default
+
+
+def upload_dir(media_root: Path, job_id: str) -> Path:
+    """Where the API stores a scan's multipart upload: the job's own folder, so deleting the scan
+    removes exactly what the API wrote (never a platform's file submitted by `path`)."""
+    return media_root / "uploads" / job_id
+
+
+def remove_tree(folder: Path) -> None:
+    """Delete a folder for good; gone already is fine, any other failure raises (and can be retried)."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
 
 
 def save_bounded(source: BinaryIO, target: Path, limit: int) -> str:
