@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.faces import ARCFACE_TEMPLATE, alignment_matrix
-from pipeline.quality import pose_from_landmarks
+from pipeline.quality import large_and_frontal
 from pipeline.types import FaceObservation, Frame, Signal, Track
 
 # Face ellipse in ArcFace template units (112x112 crop): brows to chin, cheek to cheek.
@@ -147,12 +147,8 @@ class FaceForensics:
         return values
 
     def _measurable(self, faces: list[FaceObservation]) -> list[FaceObservation]:
-        keep = []
-        for face in faces:
-            x1, y1, x2, y2 = face.bbox
-            yaw, pitch = pose_from_landmarks(face.landmarks)
-            if min(x2 - x1, y2 - y1) >= self.config.min_face_px and max(abs(yaw), abs(pitch)) <= self.config.max_pose:
-                keep.append(face)
+        keep = [f for f in faces
+                if large_and_frontal(f.bbox, f.landmarks, self.config.min_face_px, self.config.max_pose)]
         keep.sort(key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])), reverse=True)
         return keep[: self.config.max_faces_per_frame]
 

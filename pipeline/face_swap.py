@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.faces import align_face
 from pipeline.image_embedder import EMBED_DIM, ClipImageEmbedder
-from pipeline.quality import pose_from_landmarks
+from pipeline.quality import large_and_frontal
 from pipeline.types import FaceObservation, Frame, Signal, Track
 
 PROBE_PATH = Path(__file__).parent / "data" / "face_swap_probe.json"
@@ -104,8 +104,9 @@ class FaceSwapSignal:
         self._frames_seen += 1
         if self._frames_seen % self._stride:
             return
+        cfg = self.config
         for face in faces:
-            if self._measurable(face):
+            if large_and_frontal(face.bbox, face.landmarks, cfg.min_face_px, cfg.max_pose):
                 self._crops[face.key] = align_face(frame.image, face.landmarks)
         if len(self._crops) > self._keep:
             self._crops = dict(list(self._crops.items())[::2])
@@ -151,7 +152,3 @@ class FaceSwapSignal:
                       f"{probe.typical:.2f}, 95th percentile {probe.alarm:.2f}, 99.5th {probe.likely:.2f}); "
                       f"{len(values)} track(s) scored", tracks=scores)
 
-    def _measurable(self, face: FaceObservation) -> bool:
-        x1, y1, x2, y2 = face.bbox
-        yaw, pitch = pose_from_landmarks(face.landmarks)
-        return min(x2 - x1, y2 - y1) >= self.config.min_face_px and max(abs(yaw), abs(pitch)) <= self.config.max_pose

@@ -31,6 +31,13 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float]:
     return float(np.clip(yaw, -1, 1)), float(np.clip(pitch, -1, 1))
 
 
+def large_and_frontal(bbox: np.ndarray, landmarks: np.ndarray, min_px: float, max_pose: float) -> bool:
+    """Whether a face is big enough (min of box width and height) and frontal enough (|yaw| and
+    |pitch| at most `max_pose`) for the face-level forensic signals to measure it."""
+    yaw, pitch = pose_from_landmarks(landmarks)
+    return min(bbox[2] - bbox[0], bbox[3] - bbox[1]) >= min_px and max(abs(yaw), abs(pitch)) <= max_pose
+
+
 def sharpness(crop_bgr: np.ndarray) -> float:
     """Variance of the Laplacian: low for blurred or upscaled-from-tiny faces."""
     grey = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY)
