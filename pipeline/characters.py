@@ -24,6 +24,7 @@ from pipeline.config import MatchConfig
 from pipeline.identify import GallerySearcher, decide_tracks, identity_scores
 from pipeline.policy import Action, AiEvidence, Finding, category_for, decide_finding, match_confidence
 from pipeline.types import FaceObservation, Frame, IdentityInfo, ReferenceHit, Track, TrackMatch
+from pipeline.video import fit_within
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
 THUMBNAIL_PX = 160
@@ -221,15 +222,8 @@ class CharacterCollector:
         for (t_s, shot_start, crop, image), embedding, hits in zip(self._pending, embeddings, nearest):
             hit = bool(hits) and hits[0].similarity >= self._config.review_threshold
             self.samples.append(CharacterSample(t_s, crop.region, crop.box, embedding,
-                                                _thumbnail(image) if hit else None, shot_start))
+                                                fit_within(image, THUMBNAIL_PX) if hit else None, shot_start))
         self._pending = []
-
-
-def _thumbnail(image: np.ndarray) -> np.ndarray:
-    scale = THUMBNAIL_PX / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
 # -- deciding ------------------------------------------------------------------------------------

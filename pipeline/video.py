@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import cv2
 import numpy as np
 
 from pipeline.config import SamplingConfig
@@ -45,6 +46,15 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     """Turn a decoded picture the way the display matrix says (counter-clockwise degrees)."""
     turns = int(round(rotation / 90.0)) % 4
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The picture shrunk (area-averaged) so its long side is at most `max_side`; never enlarged."""
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def probe(path: Path, config: SamplingConfig) -> VideoInfo:

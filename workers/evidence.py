@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.video import upright
+from pipeline.video import fit_within, upright
 from workers.uploads import write_atomic
 
 log = logging.getLogger(__name__)
@@ -104,12 +104,7 @@ def crop(image: np.ndarray, bbox: tuple[float, ...], margin: float) -> np.ndarra
     right, bottom = min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy)))
     if right - left < 2 or bottom - top < 2:
         return None
-    region = image[top:bottom, left:right]
-    scale = MAX_SIDE / max(region.shape[:2])
-    if scale < 1.0:
-        size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
-        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
-    return region
+    return fit_within(image[top:bottom, left:right], MAX_SIDE)
 
 
 def unavailable(finding: dict, reason: str) -> dict:
