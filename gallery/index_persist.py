@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 _PREFIX = "v"
 _TMP_PREFIX = ".tmp-"
-_CHUNK = 8 << 20
 
 FileWriter = Callable[[Path], None]
 
@@ -131,11 +130,8 @@ def _digest_json(body: dict[str, Any]) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _fsync(path: Path) -> None:

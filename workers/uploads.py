@@ -80,11 +80,8 @@ def write_atomic(target: Path, data: bytes) -> None:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def resolve_in_root(root: Path, relative: str, limit: int) -> Path:
