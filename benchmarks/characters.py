@@ -28,8 +28,8 @@ import numpy as np
 from gallery.characters import ReferenceImage
 from pipeline.characters import CharacterConfig, choose_crops, cut
 from pipeline.config import SamplingConfig
-from pipeline.faces import align_face
-from pipeline.quality import assess
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess
 from pipeline.scan import Scanner
 from pipeline.video import probe, sample_frames
 from samples.photos import PACKAGE_PHOTOS, package_photo

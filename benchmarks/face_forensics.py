@@ -29,23 +29,18 @@ import cv2
 import numpy as np
 
 from gallery.enroll import pad_for_detection
-from pipeline import face_forensics as ff
+from pipeline.synthetic import face_forensics as ff
 from pipeline.config import (
     DetectionConfig,
     QualityConfig,
     SamplingConfig,
     TrackingConfig,
 )
-from pipeline.faces import (
-    ARCFACE_TEMPLATE,
-    DetectedFace,
-    FaceDetector,
-    FaceEmbedder,
-    align_face,
-    alignment_matrix,
-)
-from pipeline.quality import assess
-from pipeline.tracking import FaceTracker
+from pipeline.faces.align import ARCFACE_TEMPLATE, align_face, alignment_matrix
+from pipeline.faces.detector import DetectedFace, FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.quality import assess
+from pipeline.faces.tracking import FaceTracker
 from pipeline.types import FaceObservation, Frame, Track
 from pipeline.video import probe, sample_frames
 from tests.media import dlib_johns, face_recognition_photos, package_photo

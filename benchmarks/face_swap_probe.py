@@ -50,8 +50,9 @@ from benchmarks.face_forensics import (
 )
 from gallery.enroll import pad_for_detection
 from pipeline.config import DetectionConfig
-from pipeline.face_swap import PROBE_PATH
-from pipeline.faces import FaceDetector, align_face
+from pipeline.synthetic.face_swap import PROBE_PATH
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.align import align_face
 from pipeline.image_embedder import ClipImageEmbedder
 from tests.media import dlib_group_photos, dlib_johns
 

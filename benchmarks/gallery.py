@@ -38,9 +38,9 @@ if __package__ in (None, ""):  # run as a file: import from the repo root, not f
 import faiss
 import numpy as np
 
-from gallery.ann import target_kind
-from gallery.index import IndexConfig, VectorIndex
-from gallery.synthetic_embeddings import FaceLikeEmbeddings
+from gallery.index.ann import target_kind
+from gallery.index.vector_index import IndexConfig, VectorIndex
+from samples.embeddings import FaceLikeEmbeddings
 
 _LIBC = ctypes.CDLL("libc.so.6")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,8 +17,10 @@ import numpy as np
 
 from gallery.enroll import pad_for_detection
 from pipeline.config import DetectionConfig, QualityConfig
-from pipeline.faces import FaceDetector, FaceEmbedder, align_face
-from pipeline.quality import assess
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess
 from tests.media import dlib_johns, face_recognition_photos, package_photo
 
 GROUP_PHOTOS = ("players.jpg", "gdp.jpg", "t1.jpg")

@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 
 from tests.integration.harness import RedisServer, ServiceStack, WorkerProcess, copy_into, video, wait_for
 from tests.media import package_photo
-from workers import migrate
-from workers.api import create_api
-from workers.auth import KeyStore
-from workers.db import Database
+from workers.data import migrate
+from workers.api.app import create_api
+from workers.data.keys import KeyStore
+from workers.data.db import Database
 
 SHORT = ["yao-8s", "yao-12s", "gdp-5s", "yao-then-gdp-8s", "yao-static-5s", "yao-zoom-out-5s"]
 LONG = "yao-120s"

@@ -28,12 +28,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gallery.enroll import MAX_REFERENCE_BYTES, EnrollmentResult, RejectedReference
 from gallery.gallery import Gallery, face_reference_fields, gallery_lock, load_snapshot, save_snapshot
-from gallery.index import VectorIndex
-from gallery.index_config import IndexConfig
+from gallery.index.vector_index import VectorIndex
+from gallery.index.config import IndexConfig
 from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow, _now
 from pipeline.characters import CharacterConfig, ImageEmbedder, choose_crops, cut
 from pipeline.config import SamplingConfig
-from pipeline.faces import FaceDetector
+from pipeline.faces.detector import FaceDetector
 from pipeline.image_embedder import EMBED_DIM
 from pipeline.types import IdentityInfo, ReferenceHit
 from pipeline.video import VideoInputError, probe, sample_frames

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 
 from pipeline.config import QualityConfig
-from pipeline.faces import FaceDetector, FaceEmbedder, align_face
-from pipeline.quality import assess
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess
 
 MAX_REFERENCE_BYTES = 40 << 20
 MAX_REFERENCE_PIXELS = 8192 * 8192

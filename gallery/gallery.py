@@ -17,9 +17,9 @@ from typing import Iterator
 import numpy as np
 
 from gallery.enroll import AcceptedReference, EnrollmentResult
-from gallery.index import VectorIndex
-from gallery.index_config import IndexConfig
-from gallery.index_errors import SnapshotNotFoundError, VectorIndexError
+from gallery.index.vector_index import VectorIndex
+from gallery.index.config import IndexConfig
+from gallery.index.errors import SnapshotNotFoundError, VectorIndexError
 from gallery.store import GalleryStore
 from pipeline.types import IdentityInfo, ReferenceHit
 

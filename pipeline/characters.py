@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.config import MatchConfig
-from pipeline.identify import GallerySearcher, decide_tracks, identity_scores
+from pipeline.faces.identify import GallerySearcher, decide_tracks, identity_scores
 from pipeline.policy import Action, AiEvidence, Finding, category_for, decide_finding, match_confidence
 from pipeline.types import FaceObservation, Frame, IdentityInfo, ReferenceHit, Track, TrackMatch
 from pipeline.video import fit_within

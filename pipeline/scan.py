@@ -14,14 +14,16 @@ import numpy as np
 
 from pipeline.characters import CharacterMatcher, CharacterResult, CharacterSample
 from pipeline.config import ScanConfig
-from pipeline.faces import FaceDetector, FaceEmbedder, align_face
-from pipeline.identify import GallerySearcher, decide_tracks
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.align import align_face
+from pipeline.faces.identify import GallerySearcher, decide_tracks
 from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, ai_level, category_for, decide_finding,
                              evidence_for, match_confidence, verdict)
-from pipeline.provenance import Provenance, read_provenance
-from pipeline.quality import assess
-from pipeline.synthetic import SyntheticAnalyzer, SyntheticResult
-from pipeline.tracking import FaceTracker
+from pipeline.provenance.reader import Provenance, read_provenance
+from pipeline.faces.quality import assess
+from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
+from pipeline.faces.tracking import FaceTracker
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline.config import ScanConfig
-from pipeline.faces import FaceDetector, FaceEmbedder
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
 from pipeline.scan import Scanner
-from pipeline.synthetic import SyntheticAnalyzer
+from pipeline.synthetic.analyzer import SyntheticAnalyzer
 from tests.media import package_photo
 from workers.runtime import Runtime
 from workers.settings import Settings

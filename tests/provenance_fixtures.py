@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pipeline.provenance_mp4 import C2PA_UUID, XMP_UUID
+from pipeline.provenance.mp4 import C2PA_UUID, XMP_UUID
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 GB_LABEL = {"Label": "1", "ContentProducer": "001191110108MA01XXXXX00001", "ProduceID": "p-20250901-0001",

@@ -17,16 +17,16 @@ import pytest
 
 from pipeline.characters import CharacterConfig, CharacterTrack
 from pipeline.image_embedder import ClipImageEmbedder
-from pipeline.provenance import read_provenance
+from pipeline.provenance.reader import read_provenance
 from pipeline.scan import Scanner
 from pipeline.report import build_report, write_thumbnails
 from pipeline.video import probe
 from tests.media import dlib_johns, package_photo
 from tests.videos import Scene, encode_video
-from workers import segment_codec
-from workers.cli import _parser, cmd_gallery_add, main
+from workers.scans import codec
+from workers.cli.main import _parser, cmd_gallery_add, main
 from workers.runtime import Runtime
-from workers.segments import merge_segments
+from workers.scans.segments import merge_segments
 from workers.settings import Settings
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -164,7 +164,7 @@ def test_segments_merged_report_the_character_of_a_whole_scan(runtime, registere
     runtime.gallery.refresh()
     whole = build_report(scanner.scan(path, runtime.gallery, start_s=ROXANNE_2[0], uploader="u1"))
     observations = [scanner.observe(path, start_s=ROXANNE_2[0], end_s=cut_s), scanner.observe(path, start_s=cut_s)]
-    parts = [segment_codec.decode(json.loads(json.dumps(segment_codec.encode(o)))) for o in observations]
+    parts = [codec.decode(json.loads(json.dumps(codec.encode(o)))) for o in observations]
     first = parts[0].characters
     assert [m.status for m in scanner.characters.decide(first.samples, first.frames_embedded, 1).matches] != ["match"]
 

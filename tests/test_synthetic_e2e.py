@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from benchmarks.face_forensics import SourceFace, clone_face
-from pipeline.watermark import KNOWN_PAYLOADS, embed_dwtdct
+from pipeline.synthetic.watermark import KNOWN_PAYLOADS, embed_dwtdct
 from tests.conftest import make_runtime
 from tests.media import package_photo
 from tests.provenance_fixtures import add_to_moov, box, mdta_meta, sign_c2pa

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from gallery.characters import CharacterEnrollment, CharacterReferenceRow, ReferenceImage, reference_images
 from gallery.enroll import EnrollmentResult, RejectedReference
 from gallery.store import IdentityRow, ReferenceRow
-from workers.db import Database, JobRow, utc
-from workers.jobs import JobFailed
+from workers.data.db import Database, JobRow, utc
+from workers.data.jobs import JobFailed
 from workers.runtime import Runtime
 
 

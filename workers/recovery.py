@@ -14,7 +14,7 @@ import redis
 from celery import Celery
 
 from workers import dispatch
-from workers.jobs import ACTIVE, StaleJob
+from workers.data.jobs import ACTIVE, StaleJob
 from workers.service import Service
 
 log = logging.getLogger(__name__)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from pipeline.characters import CharacterConfig, CharacterMatcher
-from pipeline.faces import FaceDetector, FaceEmbedder
-from pipeline.face_forensics import FaceForensics
-from pipeline.face_swap import FaceSwapProbe, FaceSwapSignal
-from pipeline.frame_detectors import ClipProbeSignal, CustomOnnxSignal
+from pipeline.faces.detector import FaceDetector
+from pipeline.faces.embedder import FaceEmbedder
+from pipeline.synthetic.face_forensics import FaceForensics
+from pipeline.synthetic.face_swap import FaceSwapProbe, FaceSwapSignal
+from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
-from pipeline.synthetic import CombinedFaceSignals, SyntheticAnalyzer
+from pipeline.synthetic.analyzer import CombinedFaceSignals, SyntheticAnalyzer
 from gallery.characters import CharacterEnroller, CharacterGallery, ensure_tables
 from gallery.enroll import Enroller
 from gallery.gallery import Gallery

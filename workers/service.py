@@ -10,9 +10,9 @@ from functools import cached_property
 from pathlib import Path
 
 from gallery.store import GalleryStore
-from workers.auth import KeyStore
-from workers.db import Database
-from workers.jobs import JobStore
+from workers.data.keys import KeyStore
+from workers.data.db import Database
+from workers.data.jobs import JobStore
 from workers.redis_state import GallerySignal, ProgressBoard, connect
 from workers.runtime import Runtime
 from workers.settings import Settings

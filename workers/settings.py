@@ -7,14 +7,14 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gallery.index_config import IndexConfig
+from gallery.index.config import IndexConfig
 from pipeline.characters import CharacterConfig
 from pipeline.config import ScanConfig
-from pipeline.face_forensics import FaceForensicsConfig
-from pipeline.face_swap import FaceSwapConfig
-from pipeline.frame_detectors import CustomDetectorConfig
+from pipeline.synthetic.face_forensics import FaceForensicsConfig
+from pipeline.synthetic.face_swap import FaceSwapConfig
+from pipeline.synthetic.frame_detectors import CustomDetectorConfig
 from pipeline.policy import PolicyConfig
-from pipeline.synthetic import SyntheticConfig
+from pipeline.synthetic.analyzer import SyntheticConfig
 from workers.service_config import ServiceConfig
 
 

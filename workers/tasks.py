@@ -16,20 +16,21 @@ import redis
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseBusy
 
-import workers.worker_process  # noqa: F401  (the worker's hooks: migrations, model loading, sweeper)
-from pipeline.provenance import read_provenance
+import workers.lifecycle  # noqa: F401  (the worker's hooks: migrations, model loading, sweeper)
+from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
-from workers import dispatch, evidence, segment_codec, withdrawal
+from workers import dispatch
+from workers.scans import evidence, codec, withdrawal
 from workers.app import app, settings
-from workers.auth import scan_uploader
-from workers.db import JobRow
+from workers.data.keys import scan_uploader
+from workers.data.db import JobRow
 from workers.enrollment import register_character, register_person
-from workers.jobs import ACTIVE, JobFailed
+from workers.data.jobs import ACTIVE, JobFailed
 from workers.redis_state import ensure_current
-from workers.segments import merge_segments, plan_segments
+from workers.scans.segments import merge_segments, plan_segments
 from workers.service import Service, context
-from workers.webhooks import WebhookError, WebhookRefused, body, deliver
+from workers.scans.webhooks import WebhookError, WebhookRefused, body, deliver
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def scan_segment(self, job_id: str, number: int) -> None:
         report = service.progress.reporter(job_id, number)
         observation = service.runtime.scanner.observe(Path(job.params["video"]), progress=report,
                                                       start_s=segment.start_s, end_s=segment.end_s)
-        if service.jobs.finish_segment(job_id, number, segment_codec.encode(observation)):
+        if service.jobs.finish_segment(job_id, number, codec.encode(observation)):
             dispatch.send(app, dispatch.MERGE, job_id)
 
     _run_job(service, job_id, run)
@@ -127,7 +128,7 @@ def merge_scan(self, job_id: str) -> None:
         gallery = runtime.gallery
         ensure_current(gallery, service.signal)
         uploader = scan_uploader(job.principal, job.params["uploader"])  # never the platform's bare id
-        result = merge_segments(info, read_provenance(path), [segment_codec.decode(p) for p in payloads],
+        result = merge_segments(info, read_provenance(path), [codec.decode(p) for p in payloads],
                                 runtime.scanner, gallery, uploader)
         report = build_report(result)
         evidence.attach_images(report, path, service.media_root, job_id)  # before storing: one report, whole

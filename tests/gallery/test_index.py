@@ -12,17 +12,11 @@ import faiss
 import numpy as np
 import pytest
 
-from gallery import ann, exact_search, index_persist
-from gallery.index import (
-    DuplicateIdError,
-    IndexConfig,
-    IndexCorruptError,
-    SnapshotNotFoundError,
-    VectorIndex,
-    VectorIndexError,
-)
-from gallery.index_gpu import gpu_available
-from gallery.synthetic_embeddings import FaceLikeEmbeddings
+from gallery.index import ann, exact, persist
+from gallery.index.vector_index import (DuplicateIdError, IndexConfig, IndexCorruptError, SnapshotNotFoundError,
+    VectorIndex, VectorIndexError)
+from gallery.index.gpu import gpu_available
+from samples.embeddings import FaceLikeEmbeddings
 
 DIM = 64
 GEN = FaceLikeEmbeddings(dim=DIM, seed=7)
@@ -77,9 +71,9 @@ def test_exact_search_matches_brute_force(data):
 
 @pytest.mark.parametrize("n_queries", [1, 64, 300])
 def test_exact_top_k_every_batch_path_matches_brute_force(data, monkeypatch, n_queries):
-    monkeypatch.setattr(exact_search, "_BLOCK_FLOATS", 64 * 700)  # several gallery blocks to merge
+    monkeypatch.setattr(exact, "_BLOCK_FLOATS", 64 * 700)  # several gallery blocks to merge
     queries, vectors = data["probes"][:n_queries], data["vectors"][:3000]
-    sims, rows = exact_search.exact_top_k(queries, vectors, 50)
+    sims, rows = exact.exact_top_k(queries, vectors, 50)
     true_sims, true_rows = exact_top(queries, np.arange(3000), vectors, 50)
     np.testing.assert_array_equal(rows, true_rows)
     np.testing.assert_allclose(sims, true_sims, atol=1e-5)
@@ -271,7 +265,7 @@ def test_background_build_replays_mutations_made_meanwhile(data, monkeypatch):
         assert release.wait(30)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr("gallery.index.build_ann", gated_build)
+    monkeypatch.setattr("gallery.index.vector_index.build_ann", gated_build)
     index = VectorIndex(DIM, small(exact_max=2_000).model_copy(update={"background": True}))
     index.add(data["ids"][:2500], data["vectors"][:2500])
     assert started.wait(30) and index.building
@@ -340,7 +334,7 @@ def test_versions_increase_and_old_snapshots_are_pruned(data, tmp_path):
     index = VectorIndex(DIM, small(keep_snapshots=2))
     index.add(data["ids"][:100], data["vectors"][:100])
     assert [index.save(tmp_path) for _ in range(4)] == [1, 2, 3, 4]
-    assert index_persist.versions_on_disk(tmp_path) == [4, 3]
+    assert persist.versions_on_disk(tmp_path) == [4, 3]
     other = VectorIndex(DIM, small())  # a fresh index never reuses a version number in that directory
     assert other.save(tmp_path) == 5
 
@@ -351,7 +345,7 @@ def test_extra_metadata_travels_with_the_snapshot(data, tmp_path):
     index.save(tmp_path, extra={"gallery_version": 41})
     index.save(tmp_path, extra={"gallery_version": 42})
     assert VectorIndex.load(tmp_path).extra == {"gallery_version": 42}
-    (index_persist.snapshot_dir(tmp_path, 2) / "ids.npy").write_bytes(b"torn")
+    (persist.snapshot_dir(tmp_path, 2) / "ids.npy").write_bytes(b"torn")
     assert VectorIndex.load(tmp_path).extra == {"gallery_version": 41}  # metadata falls back with the data
 
 
@@ -371,7 +365,7 @@ def test_crash_before_commit_keeps_last_good_version(data, tmp_path, monkeypatch
     def crash(*_: object) -> None:
         raise OSError("power lost")
 
-    monkeypatch.setattr(index_persist.os, "rename", crash)
+    monkeypatch.setattr(persist.os, "rename", crash)
     with pytest.raises(OSError):
         index.save(tmp_path)
     monkeypatch.undo()
@@ -387,8 +381,8 @@ def test_process_killed_mid_write_leaves_last_good_version(data, tmp_path):
         f"""
         import os, numpy as np
         from pathlib import Path
-        from gallery import index_persist
-        from gallery.index import IndexConfig, VectorIndex
+        from gallery.index import persist
+        from gallery.index.vector_index import IndexConfig, VectorIndex
 
         vectors = np.load({str(tmp_path / "vectors.npy")!r})
         index = VectorIndex({DIM}, IndexConfig(use_gpu=False))
@@ -424,7 +418,7 @@ def test_corrupt_newest_snapshot_falls_back_to_previous(data, tmp_path, caplog):
     index.save(tmp_path)
     index.add(data["ids"][100:200], data["vectors"][100:200])
     index.save(tmp_path)
-    newest = index_persist.snapshot_dir(tmp_path, 2) / "vectors.npy"
+    newest = persist.snapshot_dir(tmp_path, 2) / "vectors.npy"
     raw = bytearray(newest.read_bytes())
     raw[-7] ^= 0x01  # one flipped bit in one float
     newest.write_bytes(bytes(raw))
@@ -432,7 +426,7 @@ def test_corrupt_newest_snapshot_falls_back_to_previous(data, tmp_path, caplog):
     assert loaded.version == 1 and len(loaded) == 100
     assert "checksum" in caplog.text
 
-    (index_persist.snapshot_dir(tmp_path, 1) / index_persist.MANIFEST).write_text('{"body": {')  # torn manifest
+    (persist.snapshot_dir(tmp_path, 1) / persist.MANIFEST).write_text('{"body": {')  # torn manifest
     with pytest.raises(IndexCorruptError):
         VectorIndex.load(tmp_path)
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from gallery.enroll import pad_for_detection
-from gallery.index import VectorIndex
-from gallery.index_config import IndexConfig
-from gallery.synthetic_embeddings import FaceLikeEmbeddings
+from gallery.index.vector_index import VectorIndex
+from gallery.index.config import IndexConfig
+from samples.embeddings import FaceLikeEmbeddings
 from pipeline.config import MatchConfig
-from pipeline.faces import align_face
-from pipeline.identify import identity_scores
+from pipeline.faces.align import align_face
+from pipeline.faces.identify import identity_scores
 from pipeline.types import IdentityInfo, ReferenceHit
 from tests.media import dlib_johns, face_recognition_photos, package_photo
 

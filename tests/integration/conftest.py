@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.integration.harness import RedisServer, ScratchPostgres, ServiceStack, WorkerProcess, is_postgres
-from workers import migrate
-from workers.api import create_api
-from workers.auth import KeyStore
-from workers.db import Database
+from workers.data import migrate
+from workers.api.app import create_api
+from workers.data.keys import KeyStore
+from workers.data.db import Database
 from workers.settings import Settings
 
 

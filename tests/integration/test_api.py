@@ -13,7 +13,7 @@ from gallery.store import GalleryStore
 from tests.integration.harness import copy_into, free_port, video
 from tests.media import package_photo
 from workers.app import sender
-from workers.db import JobRow, now
+from workers.data.db import JobRow, now
 from workers.recovery import sweep
 from workers.service import Service
 

@@ -13,7 +13,7 @@ from gallery.store import GalleryStore
 from tests.integration.harness import wait_for
 from tests.media import package_photo
 from tests.test_characters_e2e import MEGAMIND_1, ROXANNE_2, cut_clip, opencv_data  # noqa: F401 (a fixture)
-from workers.db import SegmentRow
+from workers.data.db import SegmentRow
 
 # Registration takes 3 frames of the reference clip (~9 CLIP calls); the AI-image probe is not needed.
 WORKER_ENV = {"LIKENESS_CHARACTERS__REFERENCE_INTERVAL_S": "0.75", "LIKENESS_CHARACTERS__MAX_REFERENCE_FRAMES": "3",

@@ -15,10 +15,10 @@ from gallery.store import IdentityRow, ScanRow
 from tests.integration.harness import ROOT, wait_for
 from tests.media import package_photo
 from tests.videos import Scene, encode_video
-from workers import withdrawal
-from workers.db import Database, FindingRow, SegmentRow
-from workers.evidence import image_path, image_url
-from workers.jobs import JobStore
+from workers.scans import withdrawal
+from workers.data.db import Database, FindingRow, SegmentRow
+from workers.scans.evidence import image_path, image_url
+from workers.data.jobs import JobStore
 from workers.service import Service
 
 

@@ -17,7 +17,7 @@ from gallery.gallery import Gallery
 from gallery.store import GalleryStore, ReferenceRow, ScanRow
 from tests.integration.harness import copy_into, video, wait_for
 from tests.media import package_photo
-from workers.db import SegmentRow
+from workers.data.db import SegmentRow
 
 SECRET = "integration-secret"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.faces import align_face
+from pipeline.faces.align import align_face
 from tests.integration.harness import wait_for
 from tests.media import package_photo
 from tests.videos import Scene, encode_video
-from workers.evidence import MAX_SIDE, attach_images
+from workers.scans.evidence import MAX_SIDE, attach_images
 
 
 def _register(client, headers, photo: str) -> str:

@@ -11,15 +11,15 @@ import pytest
 
 from benchmarks.face_forensics import SourceFace, clone_face
 
-from pipeline.provenance import read_provenance
+from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import probe
 from tests.conftest import make_runtime
 from tests.integration.harness import video
 from tests.media import package_photo
 from tests.videos import Scene, encode_video
-from workers import segment_codec
-from workers.segments import Segment, merge_segments, plan_segments
+from workers.scans import codec
+from workers.scans.segments import Segment, merge_segments, plan_segments
 
 DECIDED = ("tracks", "findings", "verdict", "faces_dropped")
 
@@ -53,7 +53,7 @@ def _segmented(runtime, path, cuts):
     parts = []
     for start, end in zip(starts, ends):
         observation = runtime.scanner.observe(path, start_s=start, end_s=end)
-        parts.append(segment_codec.decode(json.loads(json.dumps(segment_codec.encode(observation)))))
+        parts.append(codec.decode(json.loads(json.dumps(codec.encode(observation)))))
     info = probe(path, runtime.settings.scan.sampling)
     return merge_segments(info, read_provenance(path), parts[::-1], runtime.scanner, runtime.gallery, "user-1")
 

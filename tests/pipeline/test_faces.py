@@ -8,8 +8,8 @@ import numpy as np
 
 from gallery.enroll import pad_for_detection
 from pipeline.config import MatchConfig, QualityConfig
-from pipeline.faces import align_face
-from pipeline.quality import assess, pose_from_landmarks
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess, pose_from_landmarks
 from tests.media import dlib_johns
 
 YAO_MING_IN_PLAYERS = np.array([742.0, 167.0])  # player #13

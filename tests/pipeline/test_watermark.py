@@ -10,17 +10,8 @@ import numpy as np
 import pytest
 import pywt
 
-from pipeline.watermark import (
-    KNOWN_PAYLOADS,
-    Payload,
-    WatermarkHit,
-    _haar_approx,
-    bytes_to_bits,
-    decode_dwtdct_bits,
-    detect_watermark,
-    embed_dwtdct,
-    min_matching_bits,
-)
+from pipeline.synthetic.watermark import (KNOWN_PAYLOADS, Payload, WatermarkHit, _haar_approx, bytes_to_bits,
+    decode_dwtdct_bits, detect_watermark, embed_dwtdct, min_matching_bits)
 from samples.photos import package_photo
 
 PAYLOADS = {p.name: p for p in KNOWN_PAYLOADS}

@@ -1,0 +1,48 @@
+"""Face detection: SCRFD with 5 keypoints, on an onnxruntime session made once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from insightface.model_zoo import get_model
+
+from pipeline.config import DetectionConfig
+from pipeline.models import ModelName, available_providers, locate_model, log_session, session_options
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    bbox: np.ndarray       # x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth, right mouth
+
+
+class FaceDetector:
+    """SCRFD with keypoints; the image is letterboxed into a square input by the model wrapper."""
+
+    def __init__(self, model, config: DetectionConfig):
+        self._model = model
+        self._config = config
+        # ctx_id >= 0 keeps the session's own providers (a negative id would force CPU).
+        model.prepare(0, input_size=(config.input_size, config.input_size), det_thresh=config.score_threshold)
+
+    @classmethod
+    def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> "FaceDetector":
+        path = path or locate_model(ModelName.FACE_DETECTOR)
+        model = get_model(str(path), providers=available_providers(prefer_gpu),
+                          sess_options=session_options(config.threads))
+        log_session(ModelName.FACE_DETECTOR, path, model.session)
+        return cls(model, config)
+
+    @property
+    def provider(self) -> str:
+        return self._model.session.get_providers()[0]
+
+    def detect(self, image_bgr: np.ndarray) -> list[DetectedFace]:
+        boxes, keypoints = self._model.detect(image_bgr)
+        return [
+            DetectedFace(bbox=boxes[i, :4].astype(np.float32), score=float(boxes[i, 4]),
+                         landmarks=keypoints[i].astype(np.float32))
+            for i in range(boxes.shape[0])
+        ]

@@ -1,0 +1,114 @@
+"""Open-set identity decision per track: threshold, margin over the runner-up, frame votes."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from pipeline.config import MatchConfig
+from pipeline.faces.tracking import aggregate_embedding
+from pipeline.types import IdentityInfo, IdentityScore, ReferenceHit, Track, TrackMatch
+
+
+class GallerySearcher(Protocol):
+    """What the pipeline needs from a gallery; the gallery package provides it."""
+
+    version: int
+
+    def search(self, embeddings: np.ndarray, k: int) -> list[list[ReferenceHit]]: ...
+
+    def identity(self, identity_id: str) -> IdentityInfo: ...
+
+
+def identity_scores(hits: Sequence[ReferenceHit], gallery: GallerySearcher) -> list[IdentityScore]:
+    """Best reference similarity per identity, best identity first.
+
+    Every reference of an identity is searched; the identity's score is its closest reference,
+    so a profile reference does not dilute a frontal one. Enrollment keeps references that
+    disagree with the rest of their identity out (gallery/enroll.py).
+    """
+    best: dict[str, float] = {}
+    for hit in hits:
+        if hit.similarity > best.get(hit.identity_id, -2.0):
+            best[hit.identity_id] = hit.similarity
+    ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)
+    return [IdentityScore(gallery.identity(identity_id), sim) for identity_id, sim in ranked]
+
+
+def decide_tracks(tracks: Sequence[Track], gallery: GallerySearcher | None, config: MatchConfig) -> list[TrackMatch]:
+    """One batched gallery search for all tracks and all their usable faces, then a decision each."""
+    aggregates = [aggregate_embedding(track) for track in tracks]
+    if gallery is None:
+        return [_unmatched(track, agg, "gallery is empty") for track, agg in zip(tracks, aggregates)]
+    queries, owners = [], []
+    for i, (track, agg) in enumerate(zip(tracks, aggregates)):
+        if agg is None:
+            continue
+        queries.append(agg)
+        owners.append((i, None))
+        for face in track.usable_faces:
+            queries.append(face.embedding)
+            owners.append((i, face))
+    results = gallery.search(np.stack(queries), config.top_k) if queries else []
+    per_track: dict[int, tuple[list[ReferenceHit], list[list[ReferenceHit]]]] = {}
+    for (i, face), hits in zip(owners, results):
+        agg_hits, face_hits = per_track.setdefault(i, ([], []))
+        if face is None:
+            agg_hits.extend(hits)
+        else:
+            face_hits.append(hits)
+    decisions = []
+    for i, (track, agg) in enumerate(zip(tracks, aggregates)):
+        if agg is None:
+            decisions.append(_unmatched(track, agg, ""))
+            continue
+        agg_hits, face_hits = per_track[i]
+        decisions.append(_decide(identity_scores(agg_hits, gallery), face_hits, gallery, config))
+    return decisions
+
+
+def _unmatched(track: Track, aggregate: np.ndarray | None, why: str) -> TrackMatch:
+    if aggregate is None:
+        reasons = Counter(f.quality.reason for f in track.faces)
+        common = reasons.most_common(1)[0][0]
+        return TrackMatch(None, 0.0, 0.0, 0.0, None, "unusable", f"no usable face in track: {common}")
+    return TrackMatch(None, 0.0, 0.0, 0.0, None, "no_match", why)
+
+
+def _decide(scores: list[IdentityScore], face_hits: list[list[ReferenceHit]], gallery: GallerySearcher,
+            config: MatchConfig) -> TrackMatch:
+    if not scores:
+        return TrackMatch(None, 0.0, 0.0, 0.0, None, "no_match", "gallery is empty")
+    best = scores[0]
+    runner_up = scores[1].similarity if len(scores) > 1 else 0.0
+    margin = best.similarity - max(runner_up, 0.0)
+    votes = 0
+    face_sims = []
+    for hits in face_hits:
+        ranked = identity_scores(hits, gallery)
+        own = [s.similarity for s in ranked if s.identity.id == best.identity.id]
+        face_sims.append(round(own[0], 4) if own else 0.0)
+        if ranked and ranked[0].identity.id == best.identity.id and ranked[0].similarity >= config.review_threshold:
+            votes += 1
+    vote_fraction = votes / max(len(face_hits), 1)
+    facts = (f"similarity {best.similarity:.2f} to {best.identity.name}, margin {margin:.2f} over the "
+             f"runner-up, {votes}/{len(face_hits)} frames agree")
+    if best.similarity < config.review_threshold:
+        return TrackMatch(None, best.similarity, margin, vote_fraction, best.identity, "no_match",
+                          f"no registered likeness is close: {facts}", tuple(face_sims))
+    failures = []
+    own = best.identity.match_threshold
+    threshold = max(config.threshold, own) if own is not None else config.threshold
+    if best.similarity < threshold:
+        whose = "this likeness's own threshold" if threshold > config.threshold else "the match threshold"
+        failures.append(f"similarity below {whose} {threshold:.2f}")
+    if margin < config.margin:
+        failures.append(f"margin below {config.margin:.2f} (look-alike of another registered likeness)")
+    if vote_fraction < config.min_vote_fraction:
+        failures.append(f"fewer than {config.min_vote_fraction:.0%} of frames agree")
+    if failures:
+        return TrackMatch(None, best.similarity, margin, vote_fraction, best.identity, "weak",
+                          f"uncertain: {facts}; " + "; ".join(failures), tuple(face_sims))
+    return TrackMatch(best.identity, best.similarity, margin, vote_fraction, best.identity, "match",
+                      f"matched: {facts}", tuple(face_sims))
