@@ -34,19 +34,37 @@ def check_url(url: str) -> str:
     return url
 
 
-def _check_address(url: str, allow_private: bool) -> None:
-    """Refuse loopback, private and link-local targets: a callback must not reach inside."""
-    if allow_private:
-        return
-    host = urlsplit(url).hostname
+def _target(url: str) -> tuple[str, int]:
+    """(host name as it is sent on the wire, i.e. IDNA-encoded; port) of a callback URL."""
     try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise WebhookRefused(f"bad callback URL {url!r}: {exc}") from exc
+    port = parsed.port if parsed.port is not None else (443 if parsed.scheme == "https" else 80)
+    return parsed.raw_host.decode("ascii"), port
+
+
+def resolve(url: str, allow_private: bool) -> list[str]:
+    """The callback host's addresses, resolved once; every one must be public (unless allow_private):
+    loopback, private and link-local targets are refused, so a callback cannot reach inside."""
+    host, port = _target(url)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
         raise WebhookError(f"cannot resolve {host}: {exc}") from exc
+    addresses: list[str] = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            str(info[4][0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not allow_private and not address.is_global:
             raise WebhookRefused(f"callback host {host} resolves to non-public address {address}")
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    if not addresses:
+        raise WebhookError(f"cannot resolve {host}: no addresses")
+    return addresses
 
 
 def body(job_id: str, uploader: str | None, report: dict) -> bytes:
@@ -67,16 +85,35 @@ def sign(data: bytes, secret: str) -> str:
 
 def deliver(url: str, data: bytes, event_id: str, secret: str | None, timeout_s: float,
             allow_private: bool) -> int:
-    """POST once; returns the status code or raises WebhookError / WebhookRefused."""
+    """POST once; returns the status code or raises WebhookError / WebhookRefused.
+
+    The host name is resolved once (`resolve`), and the request goes to an address that was checked,
+    with the URL's Host header and, for https, SNI and certificate verification for the URL's host
+    name: a DNS answer that changes between the check and the connection (rebinding) cannot send the
+    callback elsewhere. Environment proxies are not used, for the same reason.
+    """
     check_url(url)
-    _check_address(url, allow_private)
+    addresses = resolve(url, allow_private)
     headers = {"Content-Type": "application/json", EVENT_HEADER: event_id}
     if secret:
         headers[SIGNATURE_HEADER] = sign(data, secret)
-    try:
-        response = httpx.post(url, content=data, headers=headers, timeout=timeout_s, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
+    # An explicit transport: no proxies from the environment (SSL_CERT_FILE/DIR still apply).
+    with httpx.Client(transport=httpx.HTTPTransport(), timeout=timeout_s, follow_redirects=False) as client:
+        request = client.build_request("POST", url, content=data, headers=headers)  # Host: the URL's host
+        if request.url.scheme == "https":
+            request.extensions["sni_hostname"] = request.url.raw_host.decode("ascii")
+        original = request.url
+        for i, address in enumerate(addresses):
+            request.url = original.copy_with(host=address)
+            try:
+                response = client.send(request)
+                break
+            except httpx.ConnectError as exc:  # refused or unreachable: nothing was sent, try the next one
+                if i + 1 < len(addresses):
+                    continue
+                raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise WebhookError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code >= 500 or response.status_code in (408, 429):
         raise WebhookError(f"receiver answered {response.status_code}")
     if response.status_code >= 300:
