@@ -8,9 +8,11 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
-from pipeline.types import IdentityInfo, Track, TrackMatch
+from pipeline.types import Disclosure, IdentityInfo, Track, TrackMatch
 
 
 class Action(str, enum.Enum):
@@ -37,7 +39,7 @@ DEFAULT_POLICY = Policy.AI_IF_LABELLED
 
 
 class AiLevel(str, enum.Enum):
-    DECLARED = "declared"    # the file itself declares AI generation (provenance): decisive
+    DECLARED = "declared"    # decisive: the file, its pixels, its screen or its uploader say AI
     LIKELY = "likely"        # detectors agree strongly
     POSSIBLE = "possible"    # some signal, not enough to act on alone
     NONE = "none"            # no evidence (which proves nothing)
@@ -57,19 +59,43 @@ class PolicyConfig(BaseModel):
     swap_likely_score: float = Field(
         0.9, ge=0.0, le=1.0, description="face_swap score from which that finding counts as manipulated: "
         "0.9 is the 99.5th percentile of real faces.")
+    undeclared_ai_action: Literal["label", "restrict", "review"] = Field(
+        "restrict", description="The platform's answer to AI content its uploader did not declare (a generator's "
+        "mark or label on screen, metadata, a watermark, detectors): label it, restrict its distribution (the "
+        "default, as platforms now do for undisclosed AI) or send it to review. Declared AI always gets label.")
 
 
 @dataclass(frozen=True)
 class AiEvidence:
     level: AiLevel
     score: float
-    label_present: bool
+    disclosure: Disclosure   # who or what says it is AI
     summary: str             # one line: which signals say what
     face_swap: dict[int, float] = field(default_factory=dict)  # face_swap score per track id
+    platform_labels: bool = False  # undeclared AI gets the platform's own label (undeclared_ai_action=label)
+
+    @property
+    def is_ai(self) -> bool:
+        return self.level in (AiLevel.DECLARED, AiLevel.LIKELY)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether viewers will be told it is AI: the uploader declared it, a label is on screen, or the
+        platform labels undeclared AI itself."""
+        return self.disclosure.labelled or (self.is_ai and self.platform_labels)
 
 
-def ai_level(score: float, declared: bool, config: PolicyConfig) -> AiLevel:
-    if declared:
+def assess_ai(score: float, decisive: bool, disclosure: Disclosure, summary: str, face_swap: dict[int, float],
+              config: PolicyConfig) -> AiEvidence:
+    """The video's AI evidence as the decision sees it; the uploader's own declaration is decisive."""
+    level = ai_level(score, decisive or disclosure.uploader, config)
+    if disclosure.uploader:
+        summary = "the uploader declared it AI-generated" + (f"; {summary}" if decisive else "")
+    return AiEvidence(level, score, disclosure, summary, face_swap, config.undeclared_ai_action == "label")
+
+
+def ai_level(score: float, decisive: bool, config: PolicyConfig) -> AiLevel:
+    if decisive:
         return AiLevel.DECLARED
     if score >= config.ai_likely_score:
         return AiLevel.LIKELY
@@ -127,7 +153,7 @@ def match_confidence(similarity: float, threshold: float, review_threshold: floa
 def category_for(identity: IdentityInfo, ai: AiEvidence) -> str:
     if identity.kind == "character":
         return "ip_character"
-    return "impersonation" if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY) else "portrait_rights"
+    return "impersonation" if ai.is_ai else "portrait_rights"
 
 
 def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, uploader: str | None,
@@ -138,8 +164,8 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
         return Action.ALLOW, [f"uploader {uploader} is authorised by the owner of {who}"]
     weak = match.status == "weak"
     policy = Policy(identity.policy)
-    is_ai = ai.level in (AiLevel.DECLARED, AiLevel.LIKELY)
-    ai_words = {AiLevel.DECLARED: "the file declares AI generation",
+    is_ai = ai.is_ai
+    ai_words = {AiLevel.DECLARED: f"it is declared or marked as AI-generated ({_said_by(ai.disclosure)})",
                 AiLevel.LIKELY: f"detectors find it likely AI-generated or manipulated ({ai.summary})",
                 AiLevel.POSSIBLE: f"detectors find it possibly AI-generated or manipulated ({ai.summary})",
                 AiLevel.NONE: "no evidence of AI generation"}[ai.level]
@@ -151,8 +177,9 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
         return Action.ALLOW, [f"{who} appears; the owner's policy allows any use"]
     if is_ai:
         if policy is Policy.AI_IF_LABELLED:
-            if ai.label_present:
-                return Action.ALLOW, [f"AI-generated likeness of {who}, labelled as AI as the owner's policy requires"]
+            if ai.labelled:
+                return Action.LABEL, [f"AI-generated likeness of {who}; {ai_words}; the owner allows AI use when "
+                                      "labelled: it must carry the platform's AI label"]
             return Action.RESTRICT, [f"AI-generated likeness of {who} without an AI label; {ai_words}; "
                                      "the owner allows AI use only when labelled"]
         if ai.level is AiLevel.LIKELY:  # learned detectors never block alone (DESIGN.md)
@@ -168,23 +195,33 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
     return Action.ALLOW, [f"{who} appears in footage with {ai_words}; the owner's policy allows real footage"]
 
 
-def content_action(ai: AiEvidence) -> tuple[Action, list[str]]:
-    """What the video needs regardless of who is in it: unlabelled AI content gets a label."""
-    if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY) and not ai.label_present:
-        return Action.LABEL, [f"AI-generated content without a visible AI label ({ai.summary})"]
-    if ai.level in (AiLevel.DECLARED, AiLevel.LIKELY):
-        return Action.ALLOW, [f"AI-generated content, labelled ({ai.summary})"]
-    return Action.ALLOW, []
+def _said_by(disclosure: Disclosure) -> str:
+    words = {"metadata": "the file's metadata", "uploader": "the uploader", "on_screen_label": "a label on screen",
+             "on_screen_mark": "a generator's mark on screen", "embedded_mark": "an invisible generator watermark"}
+    return ", ".join(words[s] for s in disclosure.sources) or "detectors"
 
 
-def verdict(findings: list[Finding], ai: AiEvidence) -> Verdict:
+def content_action(ai: AiEvidence, config: PolicyConfig) -> tuple[Action, list[str]]:
+    """The platform's duty whoever is in the video: AI content is never let through without a label.
+    Declared or visibly labelled AI gets `label`; AI the uploader did not declare gets the platform's setting."""
+    if not ai.is_ai:
+        return Action.ALLOW, []
+    if ai.disclosure.labelled:
+        return Action.LABEL, [f"AI-generated content, declared by {_said_by(ai.disclosure)}: the platform must show "
+                              f"its AI label ({ai.summary})"]
+    action = Action(config.undeclared_ai_action)
+    return action, [f"AI-generated content the uploader did not declare ({_said_by(ai.disclosure)}: {ai.summary}); "
+                    f"the platform's setting for undeclared AI is {action.value}"]
+
+
+def verdict(findings: list[Finding], ai: AiEvidence, config: PolicyConfig) -> Verdict:
     """The most severe action wins; all reasons that led to a non-allow action are kept."""
-    action, reasons = content_action(ai)
+    action, reasons = content_action(ai, config)
     for finding in findings:
         if SEVERITY[finding.action] > SEVERITY[action]:
             action = finding.action
         if finding.action is not Action.ALLOW:
             reasons = reasons + finding.reasons
     if action is Action.ALLOW and not reasons:
-        reasons = ["no protected likeness used against its owner's policy and no unlabelled AI content found"]
+        reasons = ["no protected likeness used against its owner's policy and no AI evidence found"]
     return Verdict(action, reasons)

@@ -11,6 +11,7 @@ from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
 
 MAX_EVIDENCE = 5
+_DISCLOSURE = ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark")
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -87,7 +88,9 @@ def build_report(result: ScanResult) -> dict:
                   "segment": {"start_s": result.segment[0], "end_s": result.segment[1]}},
         "provenance": result.provenance.to_dict(),
         "synthetic": {"score": result.synthetic.score, "level": result.ai.level.value,
-                      "declared": result.synthetic.declared, "label_present": result.synthetic.label_present,
+                      "declared": result.ai.level.value == "declared", "label_present": result.ai.labelled,
+                      "disclosure": {**{name: getattr(result.ai.disclosure, name) for name in _DISCLOSURE},
+                                     "labelled": result.ai.disclosure.labelled},
                       "signals": [{"name": s.name, "score": None if s.score is None else _r(s.score),
                                    "weight": s.weight, "detail": s.detail, "decisive": s.decisive}
                                   for s in result.synthetic.signals]},

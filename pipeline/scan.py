@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -18,7 +18,7 @@ from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.align import align_face
 from pipeline.faces.identify import GallerySearcher, decide_tracks
-from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, ai_level, category_for, decide_finding,
+from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, assess_ai, category_for, decide_finding,
                              evidence_for, match_confidence, verdict)
 from pipeline.provenance.reader import Provenance, read_provenance
 from pipeline.faces.quality import assess
@@ -101,8 +101,9 @@ class Scanner:
         self.characters = characters
 
     def scan(self, path: Path, gallery: GallerySearcher | None, uploader: str | None = None,
-             progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None) -> ScanResult:
-        return self.decide(self.observe(path, progress, start_s, end_s), gallery, uploader)
+             progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None,
+             declared_ai: bool = False) -> ScanResult:
+        return self.decide(self.observe(path, progress, start_s, end_s), gallery, uploader, declared_ai)
 
     def observe(self, path: Path, progress: ProgressFn | None = None, start_s: float = 0.0,
                 end_s: float | None = None, info: VideoInfo | None = None) -> Observation:
@@ -153,9 +154,9 @@ class Scanner:
                            warnings=warnings, characters=samples)
 
     def decide(self, observation: Observation, gallery: GallerySearcher | None,
-               uploader: str | None = None) -> ScanResult:
+               uploader: str | None = None, declared_ai: bool = False) -> ScanResult:
         """Identity decisions per track (face and character paths), findings and the verdict,
-        against the gallery as it is now."""
+        against the gallery as it is now. `declared_ai`: the uploader declared the content AI-generated."""
         watch = _Stopwatch(observation.timings_ms)
         tracks = observation.tracks
         samples = observation.characters if self.characters is not None else None
@@ -165,8 +166,9 @@ class Scanner:
             matches = self.characters.review(tracks, matches, gallery, self.config.match)
         watch.add("match", started)
         synthetic = observation.synthetic
-        ai = AiEvidence(ai_level(synthetic.score, synthetic.declared, self.policy), synthetic.score,
-                        synthetic.label_present, synthetic.summary, synthetic.face_swap)
+        disclosure = replace(synthetic.disclosure, uploader=declared_ai)
+        ai = assess_ai(synthetic.score, synthetic.declared, disclosure, synthetic.summary, synthetic.face_swap,
+                       self.policy)
         character_result = None
         if samples is not None:  # search every sample at once, decide character tracks
             started = time.perf_counter()
@@ -177,7 +179,7 @@ class Scanner:
         findings = self._findings(tracks, matches, ai, uploader)
         if character_result is not None:  # the image path's tracks join the findings
             findings, character_result = self.characters.findings(findings, character_result, ai, uploader)
-        result_verdict = verdict(findings, ai)
+        result_verdict = verdict(findings, ai, self.policy)
         watch.add("decide", started)
         return ScanResult(info=observation.info, frames_sampled=observation.decode.sampled, tracks=tracks,
                           matches=matches, provenance=observation.provenance, synthetic=synthetic, ai=ai,

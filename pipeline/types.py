@@ -141,5 +141,30 @@ class Signal:
     score: float | None
     weight: float
     detail: str
-    decisive: bool = False   # declared provenance or a generator's watermark
+    decisive: bool = False   # declared provenance, a generator's watermark, or a mark or label on screen
     tracks: dict[int, float] = field(default_factory=dict)  # a face-level signal's score per track id
+    discloses: tuple[str, ...] = ()  # the Disclosure fields this signal's finding sets
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """Who or what says the content is AI, kept apart because the duties differ (docs/synthetic.md): an
+    implicit label in metadata is invisible to viewers, an on-screen label is seen, a generator's mark is
+    evidence but no declaration, and only the uploader's own declaration is a declaration by the uploader."""
+
+    metadata: bool = False         # C2PA, GB 45438 implicit label, IPTC/XMP, a platform's AIGC field, tool tags
+    uploader: bool = False         # the creator declared AI at upload (--declared-ai, the API's declared_ai)
+    on_screen_label: bool = False  # an explicit label readable in the frames ("AI生成", "AI-generated")
+    on_screen_mark: bool = False   # a generator's visible watermark or handle ("Sora @name", "MADE WITH PIKA")
+    embedded_mark: bool = False    # an invisible generator watermark in the pixels
+
+    @property
+    def labelled(self) -> bool:
+        """Whether a viewer is told it is AI without the platform adding anything: the uploader's own
+        declaration (the platform shows it) or a label on screen."""
+        return self.uploader or self.on_screen_label
+
+    @property
+    def sources(self) -> list[str]:
+        return [name for name in ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark")
+                if getattr(self, name)]

@@ -48,10 +48,10 @@ def plain(tmp_path_factory):
     return encode_video(path, [Scene(_still("yaoming.jpg"), 3.0, "static")], size=SIZE, fps=25, crf=18)
 
 
-def _scan(home, detector, embedder, path, uploader=None):
+def _scan(home, detector, embedder, path, uploader=None, declared_ai=False):
     runtime = make_runtime(home, detector, embedder)
     runtime.gallery.refresh()
-    return runtime.scanner.scan(path, runtime.gallery, uploader=uploader)
+    return runtime.scanner.scan(path, runtime.gallery, uploader=uploader, declared_ai=declared_ai)
 
 
 def test_plain_real_clip_is_allowed(homes, plain, detector, embedder):
@@ -64,16 +64,23 @@ def test_plain_real_clip_is_allowed(homes, plain, detector, embedder):
 
 def test_c2pa_declared_ai(tmp_path, homes, plain, detector, embedder):
     signed = sign_c2pa(plain, tmp_path / "c2pa.mp4", "video/mp4", "trainedAlgorithmicMedia")
-    labelled = _scan(homes["ai_if_labelled"], detector, embedder, signed)
-    assert labelled.synthetic.declared and labelled.synthetic.label_present
-    assert labelled.findings[0].category == "impersonation"
-    assert labelled.verdict.action.value == "allow"
-    assert any("labelled" in r for r in labelled.findings[0].reasons)
-    forbidden = _scan(homes["no_ai"], detector, embedder, signed)
+    # The manifest declares AI but no viewer sees it, and the uploader did not declare it.
+    undeclared = _scan(homes["ai_if_labelled"], detector, embedder, signed)
+    assert undeclared.synthetic.declared and undeclared.synthetic.disclosure.metadata
+    assert not undeclared.ai.labelled
+    assert undeclared.findings[0].category == "impersonation"
+    assert undeclared.findings[0].action.value == "restrict"
+    assert undeclared.verdict.action.value == "restrict"
+    assert any("did not declare" in r for r in undeclared.verdict.reasons)
+    # Declared by its uploader: allowed when labelled, so the platform's duty is the label.
+    declared = _scan(homes["ai_if_labelled"], detector, embedder, signed, declared_ai=True)
+    assert declared.ai.labelled and declared.verdict.action.value == "label"
+    assert any("labelled" in r for r in declared.findings[0].reasons)
+    forbidden = _scan(homes["no_ai"], detector, embedder, signed, declared_ai=True)
     assert forbidden.verdict.action.value == "block"
     assert any("forbids AI use" in r for r in forbidden.verdict.reasons)
-    licensed = _scan(homes["no_ai"], detector, embedder, signed, uploader="nba")
-    assert licensed.verdict.action.value == "allow"
+    licensed = _scan(homes["no_ai"], detector, embedder, signed, uploader="nba", declared_ai=True)
+    assert licensed.verdict.action.value == "label"  # the owner's own AI video is still AI: never allow
 
 
 def test_gb45438_implicit_label(tmp_path, homes, plain, detector, embedder):
@@ -82,9 +89,11 @@ def test_gb45438_implicit_label(tmp_path, homes, plain, detector, embedder):
     path = shutil.copyfile(plain, tmp_path / "aigc.mp4")
     add_to_moov(path, box(b"udta", mdta_meta({"AIGC": json.dumps(label)}, full_box=True)))
     result = _scan(homes["no_ai"], detector, embedder, path)
-    assert result.provenance.aigc_label is not None and result.synthetic.label_present
+    assert result.provenance.aigc_label is not None and result.synthetic.disclosure.metadata
     assert result.verdict.action.value == "block"
-    assert _scan(homes["ai_if_labelled"], detector, embedder, path).verdict.action.value == "allow"
+    assert _scan(homes["ai_if_labelled"], detector, embedder, path).verdict.action.value == "restrict"
+    declared = _scan(homes["ai_if_labelled"], detector, embedder, path, declared_ai=True)
+    assert declared.verdict.action.value == "label"
 
 
 def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
@@ -94,7 +103,7 @@ def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
     result = _scan(homes["ai_if_labelled"], detector, embedder, path)
     watermark = next(s for s in result.synthetic.signals if s.name == "watermark")
     assert watermark.decisive and "SDXL" in watermark.detail
-    assert result.synthetic.declared and not result.synthetic.label_present
+    assert result.synthetic.declared and result.synthetic.disclosure.embedded_mark and not result.ai.labelled
     assert result.verdict.action.value == "restrict"
     assert any("without an AI label" in r for r in result.verdict.reasons)
 
@@ -102,7 +111,7 @@ def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
     nobody_path = encode_video(tmp_path / "wm2.mp4", [Scene(nobody, 2.0, "static")], size=SIZE, fps=25, crf=18)
     result = _scan(homes["ai_if_labelled"], detector, embedder, nobody_path)
     assert result.findings == []
-    assert result.verdict.action.value == "label"
+    assert result.verdict.action.value == "restrict"  # AI the uploader did not declare: the platform's default
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +132,7 @@ def test_registered_face_pasted_onto_another_body(homes, swapped, plain, detecto
     swap = next(s for s in result.synthetic.signals if s.name == "face_swap")
     assert swap.score is not None and swap.score >= 0.9
     assert swap.weight == 0.0 and result.ai.level.value == "none"  # it acts on the finding, not the video
-    assert not result.synthetic.declared and not result.synthetic.label_present
+    assert not result.synthetic.declared and not result.ai.labelled
     [finding] = result.findings
     assert finding.identity.name == "Yao Ming" and finding.category == "impersonation"
     assert finding.action.value == "restrict"

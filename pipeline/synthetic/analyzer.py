@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline.provenance.reader import Provenance
-from pipeline.types import FaceObservation, Frame, Signal, Track, VideoInfo
+from pipeline.types import Disclosure, FaceObservation, Frame, Signal, Track, VideoInfo
 from pipeline.synthetic.watermark import detect_watermark
 
 
@@ -36,8 +36,8 @@ class SyntheticConfig(BaseModel):
 class SyntheticResult:
     score: float
     signals: list[Signal]
-    declared: bool          # decisive evidence: the file or its pixels declare AI generation
-    label_present: bool     # the file carries a recognised AI label
+    declared: bool          # decisive evidence: the file, its pixels or its screen say AI
+    disclosure: Disclosure  # which of them said it (the uploader's own declaration is added by the decision)
     summary: str
 
     @property
@@ -117,13 +117,14 @@ class SyntheticAnalyzer:
         signals += [detector.signal(frames.frames) for detector in self._frame_signals]
         if frames.face_signals is not None:
             signals += frames.face_signals.signals(tracks)
-        return fuse(signals, provenance.ai_label_present, self.config)
+        return fuse(signals, self.config)
 
 
 def provenance_signal(provenance: Provenance) -> Signal:
     if provenance.declares_ai:
         said = "; ".join(f"{e.source} {e.field}={e.value}" for e in provenance.evidence if e.means_ai)
-        return Signal("provenance", 1.0, 0.0, f"the file declares AI generation: {said}", decisive=True)
+        return Signal("provenance", 1.0, 0.0, f"the file declares AI generation: {said}", decisive=True,
+                      discloses=("metadata",))
     problems = f"; malformed metadata: {'; '.join(provenance.errors)}" if provenance.errors else ""
     return Signal("provenance", None, 0.0,
                   "no AI declaration in C2PA, IPTC/XMP, AIGC label or container tags (absence proves nothing)"
@@ -136,10 +137,11 @@ def watermark_signal(frames: Sequence[np.ndarray]) -> Signal:
         return Signal("watermark", None, 0.0, f"no known generator watermark in {len(frames)} frames")
     return Signal("watermark", 1.0, 0.0,
                   f"{hit.scheme} watermark of {hit.payload_name} found: {hit.bit_accuracy:.0%} of bits agree, "
-                  f"{hit.frames_matched}/{hit.frames_checked} frames on their own", decisive=True)
+                  f"{hit.frames_matched}/{hit.frames_checked} frames on their own", decisive=True,
+                  discloses=("embedded_mark",))
 
 
-def fuse(signals: list[Signal], label_present: bool, config: SyntheticConfig) -> SyntheticResult:
+def fuse(signals: list[Signal], config: SyntheticConfig) -> SyntheticResult:
     decisive = [s for s in signals if s.decisive]
     weighted = [s for s in signals if s.score is not None and s.weight > 0 and not s.decisive]
     numerator = config.prior_weight * config.prior + sum(s.weight * s.score for s in weighted)
@@ -150,5 +152,6 @@ def fuse(signals: list[Signal], label_present: bool, config: SyntheticConfig) ->
     strongest = sorted(weighted, key=lambda s: s.weight * s.score, reverse=True)[:2]
     parts = [s.detail for s in decisive] + [f"{s.name} {s.score:.2f}" for s in strongest]
     summary = "; ".join(parts) if parts else "no signal found AI generation"
+    disclosure = Disclosure(**{name: True for s in decisive for name in s.discloses})
     return SyntheticResult(score=round(float(score), 4), signals=signals, declared=bool(decisive),
-                           label_present=label_present, summary=summary)
+                           disclosure=disclosure, summary=summary)

@@ -22,12 +22,12 @@ from pipeline.characters import (CharacterCollector, CharacterConfig, CharacterR
 from pipeline.config import MatchConfig
 from pipeline.faces.identify import decide_tracks
 from pipeline.policy import Action, AiEvidence, AiLevel
-from pipeline.types import FaceObservation, FaceQuality, Frame, IdentityInfo, ReferenceHit, Track
+from pipeline.types import Disclosure, FaceObservation, FaceQuality, Frame, IdentityInfo, ReferenceHit, Track
 
 DIM = 512
 CONFIG = CharacterConfig()
-NO_AI = AiEvidence(AiLevel.NONE, 0.1, False, "none")
-LIKELY_AI = AiEvidence(AiLevel.LIKELY, 0.9, False, "detectors")
+NO_AI = AiEvidence(AiLevel.NONE, 0.1, Disclosure(), "none")
+LIKELY_AI = AiEvidence(AiLevel.LIKELY, 0.9, Disclosure(), "detectors")
 
 
 def unit(index: int) -> np.ndarray:

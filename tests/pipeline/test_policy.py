@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.policy import (Action, AiEvidence, AiLevel, Finding, Policy, PolicyConfig, ai_level, category_for,
-                             decide_finding, evidence_for, match_confidence, verdict)
-from pipeline.types import IdentityInfo, TrackMatch
+from pipeline.policy import (Action, AiEvidence, AiLevel, Finding, Policy, PolicyConfig, ai_level, assess_ai,
+                             category_for, decide_finding, evidence_for, match_confidence, verdict)
+from pipeline.types import Disclosure, IdentityInfo, TrackMatch
 
 
 def identity(policy: Policy, kind: str = "person") -> IdentityInfo:
@@ -19,19 +19,23 @@ def match(status: str) -> TrackMatch:
                       status, "test")
 
 
-def ai(level: AiLevel, label: bool) -> AiEvidence:
+def ai(level: AiLevel, labelled: bool, platform_labels: bool = False) -> AiEvidence:
+    """Evidence at `level`; `labelled`: the uploader declared it. Decisive evidence without that comes from
+    the file's metadata, as most generators write it."""
+    disclosure = Disclosure(uploader=labelled, metadata=level is AiLevel.DECLARED and not labelled)
     return AiEvidence(level, {AiLevel.DECLARED: 0.99, AiLevel.LIKELY: 0.8, AiLevel.POSSIBLE: 0.5,
-                              AiLevel.NONE: 0.1}[level], label, "test")
+                              AiLevel.NONE: 0.1}[level], disclosure, "test", platform_labels=platform_labels)
 
 
 D, L, P, N = AiLevel.DECLARED, AiLevel.LIKELY, AiLevel.POSSIBLE, AiLevel.NONE
 A, LB, RV, RS, B = Action.ALLOW, Action.LABEL, Action.REVIEW, Action.RESTRICT, Action.BLOCK
 
 MATRIX = [
-    # status, ai level, label, policy, uploader, expected finding action
-    ("match", D, False, Policy.AI_IF_LABELLED, None, RS),
-    ("match", D, True, Policy.AI_IF_LABELLED, None, A),
+    # status, ai level, labelled (uploader declared), policy, uploader, expected finding action
+    ("match", D, False, Policy.AI_IF_LABELLED, None, RS),  # only the metadata says so: no viewer is told
+    ("match", D, True, Policy.AI_IF_LABELLED, None, LB),   # allowed when labelled: the label is the duty
     ("match", L, False, Policy.AI_IF_LABELLED, None, RS),
+    ("match", L, True, Policy.AI_IF_LABELLED, None, LB),
     ("match", P, False, Policy.AI_IF_LABELLED, None, RV),
     ("match", N, False, Policy.AI_IF_LABELLED, None, A),
     ("match", D, True, Policy.NO_AI, None, B),
@@ -59,12 +63,45 @@ def test_decision_matrix(status, level, label, policy, uploader, expected):
     assert reasons and all(isinstance(r, str) and "Star" in r for r in reasons)
 
 
-@pytest.mark.parametrize("level, label, expected", [(D, False, LB), (L, False, LB), (D, True, A), (P, False, A),
-                                                    (N, False, A)])
-def test_content_without_a_protected_likeness(level, label, expected):
-    result = verdict([], ai(level, label))
+def test_a_platform_that_labels_undeclared_ai_makes_it_labelled_for_the_owner():
+    evidence = ai(D, False, platform_labels=True)
+    assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), evidence, None)[0] is LB
+    assert decide_finding(identity(Policy.NO_AI), match("match"), evidence, None)[0] is B
+
+
+@pytest.mark.parametrize("level, labelled, setting, expected", [
+    (D, True, "restrict", LB),     # declared AI is never answered with allow
+    (L, True, "restrict", LB),
+    (D, False, "restrict", RS),    # AI the uploader did not declare: the platform's setting, restrict by default
+    (D, False, "label", LB),
+    (D, False, "review", RV),
+    (L, False, "restrict", RS),
+    (P, False, "restrict", A),     # a weak signal alone is no AI evidence
+    (N, False, "restrict", A),
+])
+def test_content_without_a_protected_likeness(level, labelled, setting, expected):
+    result = verdict([], ai(level, labelled), PolicyConfig(undeclared_ai_action=setting))
     assert result.action is expected
     assert result.reasons
+
+
+def test_on_screen_label_counts_as_labelled_and_a_generator_mark_does_not():
+    config = PolicyConfig()
+    shown = AiEvidence(D, 0.99, Disclosure(on_screen_label=True), "AI生成 on screen")
+    marked = AiEvidence(D, 0.99, Disclosure(on_screen_mark=True), "Sora mark on screen")
+    assert verdict([], shown, config).action is LB
+    assert verdict([], marked, config).action is RS
+    assert "did not declare" in verdict([], marked, config).reasons[0]
+    assert "a generator's mark on screen" in verdict([], marked, config).reasons[0]
+
+
+def test_the_uploaders_declaration_is_ai_evidence_by_itself():
+    config = PolicyConfig()
+    declared = assess_ai(0.1, False, Disclosure(uploader=True), "no signal", {}, config)
+    assert declared.level is D and declared.labelled
+    assert verdict([], declared, config).action is LB
+    undeclared = assess_ai(0.1, False, Disclosure(), "no signal", {}, config)
+    assert undeclared.level is N and verdict([], undeclared, config).action is A
 
 
 def test_most_severe_finding_wins_and_keeps_every_reason():
@@ -73,9 +110,9 @@ def test_most_severe_finding_wins_and_keeps_every_reason():
     for policy in (Policy.AI_IF_LABELLED, Policy.NO_AI):
         action, reasons = decide_finding(identity(policy), match("match"), evidence, None)
         findings.append(Finding(identity(policy), "impersonation", 0.9, [], [], match("match"), action, reasons))
-    result = verdict(findings, evidence)
+    result = verdict(findings, evidence, PolicyConfig())
     assert result.action is Action.BLOCK
-    assert any("without a visible AI label" in r for r in result.reasons)
+    assert any("did not declare" in r for r in result.reasons)
     assert sum("Star" in r for r in result.reasons) == 2
 
 
@@ -109,7 +146,7 @@ SWAP = PolicyConfig()
     (D, 0.99, [1], D),
 ])
 def test_a_swapped_face_raises_only_its_own_finding(video_level, swap_score, tracks, expected):
-    evidence = AiEvidence(video_level, 0.1, False, "video", face_swap={1: swap_score})
+    evidence = AiEvidence(video_level, 0.1, Disclosure(), "video", face_swap={1: swap_score})
     own = evidence_for(evidence, tracks, SWAP)
     assert own.level is expected
     if expected is not video_level:
@@ -117,13 +154,13 @@ def test_a_swapped_face_raises_only_its_own_finding(video_level, swap_score, tra
 
 
 def test_swapped_face_of_a_registered_person_is_reviewed_or_restricted_with_words():
-    evidence = AiEvidence(N, 0.1, False, "no signal found AI generation", face_swap={1: 0.97})
+    evidence = AiEvidence(N, 0.1, Disclosure(), "no signal found AI generation", face_swap={1: 0.97})
     own = evidence_for(evidence, [1], SWAP)
     action, reasons = decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), own, None)
     assert action is RS and "pasted onto another head" in reasons[0]
     action, _ = decide_finding(identity(Policy.NO_AI), match("match"), own, None)
     assert action is RS  # a learned detector alone never blocks
     assert category_for(identity(Policy.NO_AI), own) == "impersonation"
-    uncertain = evidence_for(AiEvidence(N, 0.1, False, "x", face_swap={1: 0.6}), [1], SWAP)
+    uncertain = evidence_for(AiEvidence(N, 0.1, Disclosure(), "x", face_swap={1: 0.6}), [1], SWAP)
     assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, None)[0] is RV
     assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, "licensee")[0] is A

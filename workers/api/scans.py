@@ -36,6 +36,9 @@ def submit_scan(
     file: UploadFile | None = File(None, description="The video, as a multipart upload."),
     path: str | None = Form(None, description="Or: the video's path relative to the media root."),
     callback_url: str | None = Form(None, description="Called when the verdict is not allow (retried)."),
+    declared_ai: bool = Form(False, description="The uploader declared the video AI-generated (the creator's "
+                                                "own label at upload). Declared AI gets `label`; AI evidence the "
+                                                "uploader did not declare gets the platform's setting."),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200,
                                          description="Default: the upload's SHA-256 and the uploader."),
     who: Principal = Depends(platform),
@@ -65,8 +68,10 @@ def submit_scan(
     else:
         video = resolve_in_root(svc.media_root, path, limit)
         sha256 = file_sha256(video)
-    key = f"{who.name}:key:{idempotency_key}" if idempotency_key else f"{who.name}:{uploader}:{sha256}"
-    params = {"video": str(video), "uploader": uploader, "callback_url": callback_url, "sha256": sha256}
+    key = (f"{who.name}:key:{idempotency_key}" if idempotency_key
+           else f"{who.name}:{uploader}:{sha256}" + (":declared-ai" if declared_ai else ""))
+    params = {"video": str(video), "uploader": uploader, "callback_url": callback_url, "sha256": sha256,
+              "declared_ai": declared_ai}
     job, created = svc.jobs.create("scan", who.name, params, key, job_id)
     if not created:
         shutil.rmtree(folder, ignore_errors=True)

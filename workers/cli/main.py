@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--uploader", default=None,
                       help="who uploaded it, compared as given with the owner and the authorised uploaders "
                            "(one local namespace; the service prefixes the platform)")
+    scan.add_argument("--declared-ai", action="store_true",
+                      help="the uploader declared the video AI-generated (the creator's own label at upload)")
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
     scan.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     scan.add_argument("--thumbnails", type=Path, default=None, help="write evidence face crops here")
@@ -153,7 +155,7 @@ def cmd_gallery_remove(runtime: Runtime, args) -> int:
     return 0
 
 
-def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress: bool):
+def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress: bool, declared_ai: bool = False):
     """Scan in-process with a progress bar on stderr (seconds of video done / total). Broken input
     is refused before any model loads; the scan reuses that probe."""
     started = time.perf_counter()
@@ -175,14 +177,15 @@ def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress:
     try:
         observation = scanner.observe(video, progress, info=info)
         observation.timings_ms["probe"] = probe_ms
-        return scanner.decide(observation, searcher, uploader)
+        return scanner.decide(observation, searcher, uploader, declared_ai)
     finally:
         if bar is not None:
             bar.close()
 
 
 def cmd_scan(runtime: Runtime, args) -> int:
-    result = run_scan(runtime, args.video, args.uploader, show_progress=not args.no_progress)
+    result = run_scan(runtime, args.video, args.uploader, show_progress=not args.no_progress,
+                      declared_ai=args.declared_ai)
     report = build_report(result)
     if args.thumbnails:
         write_thumbnails(result, args.thumbnails)

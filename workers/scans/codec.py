@@ -114,4 +114,5 @@ def decode(data: dict) -> SegmentPart:
 
 def _signal(data: dict) -> Signal:
     """A Signal back from JSON, whose object keys are strings: per-track scores are keyed by int ids."""
-    return Signal(**{**data, "tracks": {int(k): float(v) for k, v in data.get("tracks", {}).items()}})
+    return Signal(**{**data, "tracks": {int(k): float(v) for k, v in data.get("tracks", {}).items()},
+                     "discloses": tuple(data.get("discloses", ()))})

@@ -129,8 +129,9 @@ def merge_signals(per_segment: list[list[Signal]], track_ids: list[dict[int, int
     for name, found in by_name.items():
         decisive = [s for s in found if s.decisive]
         scored = [s for s in found if s.score is not None]
-        if decisive:
-            merged.append(decisive[0])
+        if decisive:  # one segment's mark or label is the video's; what each disclosed adds up
+            disclosed = tuple(dict.fromkeys(name for s in decisive for name in s.discloses))
+            merged.append(replace(decisive[0], discloses=disclosed))
         elif scored and per_track.get(name):  # a face-level signal: its worst track, wherever it is
             best = max(scored, key=lambda s: s.score)
             merged.append(Signal(name, max(per_track[name].values()), best.weight,
@@ -178,15 +179,14 @@ def merge_observations(info: VideoInfo, provenance: Provenance, parts: list[Segm
     track_ids = [{t.track_id: merged_id[id(t.faces[0])] for t in p.tracks if t.faces and id(t.faces[0]) in merged_id}
                  for p in parts]
     return Observation(info=info, provenance=provenance, tracks=tracks,
-                       synthetic=fuse(merge_signals([p.signals for p in parts], track_ids),
-                                      provenance.ai_label_present, synthetic),
+                       synthetic=fuse(merge_signals([p.signals for p in parts], track_ids), synthetic),
                        decode=_decode_totals(parts), dropped_faces=_sum([p.dropped_faces for p in parts]),
                        timings_ms=_sum([p.timings_ms for p in parts]),
                        warnings=[w for p in parts for w in p.warnings], characters=_pooled_characters(parts))
 
 
 def merge_segments(info: VideoInfo, provenance: Provenance, parts: list[SegmentPart], scanner: Scanner,
-                   gallery: GallerySearcher | None, uploader: str | None) -> ScanResult:
+                   gallery: GallerySearcher | None, uploader: str | None, declared_ai: bool = False) -> ScanResult:
     """The ScanResult of the whole video from its segments (in any order), decided once."""
     observation = merge_observations(info, provenance, parts, scanner.config.tracking, scanner.synthetic.config)
-    return scanner.decide(observation, gallery, uploader)
+    return scanner.decide(observation, gallery, uploader, declared_ai)
