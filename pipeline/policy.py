@@ -91,6 +91,8 @@ def assess_ai(score: float, decisive: bool, disclosure: Disclosure, summary: str
     level = ai_level(score, decisive or disclosure.uploader, config)
     if disclosure.uploader:
         summary = "the uploader declared it AI-generated" + (f"; {summary}" if decisive else "")
+    if level is AiLevel.NONE and disclosure.unread_label:  # a label we cannot read is no proof of absence
+        level, summary = AiLevel.POSSIBLE, f"the file carries an AI-label field whose value is not understood; {summary}"
     return AiEvidence(level, score, disclosure, summary, face_swap, config.undeclared_ai_action == "label")
 
 
@@ -204,6 +206,9 @@ def _said_by(disclosure: Disclosure) -> str:
 def content_action(ai: AiEvidence, config: PolicyConfig) -> tuple[Action, list[str]]:
     """The platform's duty whoever is in the video: AI content is never let through without a label.
     Declared or visibly labelled AI gets `label`; AI the uploader did not declare gets the platform's setting."""
+    if not ai.is_ai and ai.disclosure.unread_label:
+        return Action.REVIEW, ["the file carries an AI-label field whose value is not understood: a person should "
+                               "read it (see provenance.uninterpreted)"]
     if not ai.is_ai:
         return Action.ALLOW, []
     if ai.disclosure.labelled:

@@ -11,7 +11,7 @@ from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
 
 MAX_EVIDENCE = 5
-_DISCLOSURE = ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark")
+_DISCLOSURE = ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark", "unread_label")
 
 
 def _r(value: float, digits: int = 3) -> float:

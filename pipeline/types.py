@@ -157,6 +157,7 @@ class Disclosure:
     on_screen_label: bool = False  # an explicit label readable in the frames ("AI生成", "AI-generated")
     on_screen_mark: bool = False   # a generator's visible watermark or handle ("Sora @name", "MADE WITH PIKA")
     embedded_mark: bool = False    # an invisible generator watermark in the pixels
+    unread_label: bool = False     # an AI-label field in the metadata whose value no known convention reads
 
     @property
     def labelled(self) -> bool:

@@ -2,10 +2,10 @@
 
 The standard's label is a JSON object {Label, ContentProducer, ProduceID, ReservedCode1,
 ContentPropagator, PropagateID, ReservedCode2}; Label "1" means AI-generated, "2" possibly,
-"3" suspected. Platforms also write labels under their own keys (anything containing "aigc"),
-sometimes wrapping the standard object (Tencent COS returns {"AIGC": {...}}), sometimes with
-their own flag fields. Only the standard's fields or a recognised flag count as a label; any
-other JSON is reported but means nothing by itself.
+"3" suspected. Platforms also write labels under their own keys (anything containing "aigc"). Each
+convention interpreted here says where its meaning comes from (`CONVENTIONS`). A JSON value under an
+aigc key that matches no convention is reported as uninterpreted: it is a declaration we cannot
+read, never "no evidence" (the decision sends it to a person).
 """
 from __future__ import annotations
 
@@ -15,10 +15,31 @@ from dataclasses import dataclass
 GB_FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1",
              "ContentPropagator", "PropagateID", "ReservedCode2")
 LABEL_MEANINGS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}
-# Platform flag fields whose truthy value marks content as AI-generated; a heuristic, kept short.
-_PLATFORM_FLAGS = {"is_aigc", "isaigc", "aigc", "aigc_flag", "aigc_label", "aigc_label_type",
-                   "is_ai_generated", "ai_generated", "aigenerated"}
 _TRUTHY = {"1", "true", "yes", "y"}
+_FALSY = {"0", "false", "no", "n", ""}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A platform's own AI-label field inside an aigc-keyed value: its name, how a value reads, and
+    where that reading comes from."""
+
+    field: str
+    reads: str           # "label_type": 0 none, any other integer a kind of AI label; "flag": truthy / falsy
+    source: str
+
+
+CONVENTIONS: tuple[Convention, ...] = (
+    Convention("aigc_label_type", "label_type",
+               "ByteDance (TikTok, Douyin, CapCut exports) write aigc_info = {\"aigc_label_type\": N}: 0 on "
+               "ordinary uploads (public analyses of downloaded files), a non-zero type when the platform or "
+               "its creator labelled the content AI-generated (Douyin's AI-content metadata specification, 2023)"),
+    *(Convention(name, "flag", "boolean AI flags written by platform and cloud media-processing tools "
+                               "(is_aigc, ai_generated ...); their name says what they mean")
+      for name in ("is_aigc", "isaigc", "aigc", "aigc_flag", "aigc_label", "is_ai_generated", "ai_generated",
+                   "aigenerated")),
+)
+_BY_FIELD = {c.field: c for c in CONVENTIONS}
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,7 @@ class AigcReading:
     means_ai: bool
     summary: str                    # one line for evidence
     error: str | None
+    uninterpreted: bool = False     # a JSON label field under an aigc key that no known convention reads
 
 
 def is_aigc_key(key: str) -> bool:
@@ -41,8 +63,11 @@ def is_standard_key(key: str) -> bool:
 def read_aigc(key: str, value: str) -> AigcReading:
     """Interpret one aigc-keyed value; never raises."""
     if not is_standard_key(key) and value.lstrip()[:1] not in ("{", "[", '"'):
-        flagged = key.lower() in _PLATFORM_FLAGS and value.strip().lower() in _TRUTHY
-        return AigcReading(None, flagged, _clip(value) + (" (platform AI flag)" if flagged else ""), None)
+        known = _convention_reading(key, value)
+        if known is None:
+            return AigcReading(None, False, _clip(value), None)
+        means_ai, why = known
+        return AigcReading(None, means_ai, f"{_clip(value)} ({why})", None)
     try:
         data = json.loads(value)
         if isinstance(data, str):           # double-encoded: a JSON string holding the JSON
@@ -56,11 +81,12 @@ def read_aigc(key: str, value: str) -> AigcReading:
     if fields is not None:
         return _from_fields(key, fields)
     if is_standard_key(key):
-        return AigcReading(None, False, _clip(value), f"{key} field has no Label")
-    flag = _platform_flag(data)
-    if flag is not None:
-        return AigcReading(None, True, f"{flag[0]}={flag[1]} (platform AI flag)", None)
-    return AigcReading(None, False, _clip(value), None)
+        return AigcReading(None, False, _clip(value), f"{key} field has no Label", uninterpreted=True)
+    found = _platform_field(data)
+    if found is not None:
+        name, raw, means_ai, why = found
+        return AigcReading(None, means_ai, f"{name}={raw} ({why})", None)
+    return AigcReading(None, False, _clip(value), None, uninterpreted=True)
 
 
 def _standard_fields(data: dict) -> dict[str, str] | None:
@@ -82,11 +108,32 @@ def _from_fields(key: str, fields: dict[str, str]) -> AigcReading:
     return AigcReading(fields, meaning is not None, summary, error)
 
 
-def _platform_flag(data: dict) -> tuple[str, str] | None:
+def _platform_field(data: dict) -> tuple[str, str, bool, str] | None:
+    """(field, value, means AI, why) of the first known convention's field, at the top level or one
+    object down; None when no field of a known convention holds a value it can read."""
     for candidate in [data, *[v for v in data.values() if isinstance(v, dict)]]:
         for k, v in candidate.items():
-            if str(k).lower() in _PLATFORM_FLAGS and _scalar(v).lower() in _TRUTHY:
-                return str(k), _scalar(v)
+            reading = _convention_reading(str(k), _scalar(v))
+            if reading is not None:
+                return str(k), _scalar(v), *reading
+    return None
+
+
+def _convention_reading(name: str, raw: str) -> tuple[bool, str] | None:
+    """(means AI, why) for a value of a known convention's field; None when the name or value is not one."""
+    convention = _BY_FIELD.get(name.lower())
+    value = raw.strip().lower()
+    if convention is None:
+        return None
+    if convention.reads == "label_type":
+        if not value.lstrip("-").isdigit():
+            return None
+        return (int(value) != 0,
+                "platform AI label type" + (" 0: not labelled as AI" if int(value) == 0 else ": labelled as AI"))
+    if value in _TRUTHY:
+        return True, "platform AI flag"
+    if value in _FALSY:
+        return False, "platform AI flag: not AI"
     return None
 
 

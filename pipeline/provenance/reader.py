@@ -44,6 +44,7 @@ class Provenance:
     container_tags: dict[str, str] = field(default_factory=dict)
     evidence: list[ProvenanceEvidence] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    uninterpreted: list[str] = field(default_factory=list)  # AI-label fields present whose value we cannot read
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +138,8 @@ def _read_group(tags: list[Tag], result: Provenance, labels: list[dict]) -> bool
         reading = read_aigc(first.key, first.value)
         if reading.error:
             result.errors.append(f"{where}: {reading.error}")
+        if reading.uninterpreted:
+            result.uninterpreted.append(f"{where}: {reading.summary}")
         if reading.fields is not None:
             labels.append({**reading.fields, "meaning": LABEL_MEANINGS.get(reading.fields["Label"]),
                            "found_in": [f"{t.location}:{t.key}" for t in tags]})

@@ -126,6 +126,10 @@ def provenance_signal(provenance: Provenance) -> Signal:
         return Signal("provenance", 1.0, 0.0, f"the file declares AI generation: {said}", decisive=True,
                       discloses=("metadata",))
     problems = f"; malformed metadata: {'; '.join(provenance.errors)}" if provenance.errors else ""
+    if provenance.uninterpreted:  # a label we cannot read is not the absence of one: a person decides
+        return Signal("provenance", None, 0.0,
+                      f"AI-label field(s) present but not understood: {'; '.join(provenance.uninterpreted)}"
+                      + problems, discloses=("unread_label",))
     return Signal("provenance", None, 0.0,
                   "no AI declaration in C2PA, IPTC/XMP, AIGC label or container tags (absence proves nothing)"
                   + problems)
@@ -152,6 +156,6 @@ def fuse(signals: list[Signal], config: SyntheticConfig) -> SyntheticResult:
     strongest = sorted(weighted, key=lambda s: s.weight * s.score, reverse=True)[:2]
     parts = [s.detail for s in decisive] + [f"{s.name} {s.score:.2f}" for s in strongest]
     summary = "; ".join(parts) if parts else "no signal found AI generation"
-    disclosure = Disclosure(**{name: True for s in decisive for name in s.discloses})
+    disclosure = Disclosure(**{name: True for s in signals for name in s.discloses})
     return SyntheticResult(score=round(float(score), 4), signals=signals, declared=bool(decisive),
                            disclosure=disclosure, summary=summary)

@@ -164,3 +164,12 @@ def test_swapped_face_of_a_registered_person_is_reviewed_or_restricted_with_word
     uncertain = evidence_for(AiEvidence(N, 0.1, Disclosure(), "x", face_swap={1: 0.6}), [1], SWAP)
     assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, None)[0] is RV
     assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), uncertain, "licensee")[0] is A
+
+
+def test_an_ai_label_field_that_cannot_be_read_goes_to_a_person():
+    config = PolicyConfig()
+    unread = assess_ai(0.1, False, Disclosure(unread_label=True), "no signal", {}, config)
+    assert unread.level is P  # never "no evidence"
+    result = verdict([], unread, config)
+    assert result.action is RV and "not understood" in result.reasons[0]
+    assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), unread, None)[0] is RV

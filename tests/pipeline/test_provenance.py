@@ -192,18 +192,26 @@ def test_iptc_camera_source_type_is_not_ai(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- platform labels and tool tags
 
 
-@pytest.mark.parametrize(("key", "value", "is_ai", "label"), [
-    ("aigc_info", {"is_aigc": True, "source": "upload"}, True, None),
-    ("com.example.aigc", {"AIGC": {**fx.GB_LABEL, "Label": "3"}}, True, "3"),
-    ("aigc_info", {"note": "unrecognised platform format"}, False, None),
+@pytest.mark.parametrize(("key", "value", "is_ai", "label", "understood"), [
+    ("aigc_info", {"is_aigc": True, "source": "upload"}, True, None, True),
+    ("aigc_info", {"is_aigc": "false"}, False, None, True),
+    ("com.example.aigc", {"AIGC": {**fx.GB_LABEL, "Label": "3"}}, True, "3", True),
+    ("aigc_info", {"aigc_label_type": 0}, False, None, True),          # ByteDance: an ordinary upload
+    ("aigc_info", {"aigc_label_type": 2, "source_info": "x"}, True, None, True),  # labelled AI by the platform
+    ("aigc_info", {"note": "unrecognised platform format"}, False, None, False),
+    ("aigc_info", {"aigc_label_type": "unknown"}, False, None, False),
 ])
-def test_platform_aigc_keys(tmp_path: Path, key: str, value: dict, is_ai: bool, label: str | None) -> None:
+def test_platform_aigc_keys(tmp_path: Path, key: str, value: dict, is_ai: bool, label: str | None,
+                            understood: bool) -> None:
     result = read_provenance(fx.write_video(tmp_path / "p.mp4", {key: json.dumps(value)}))
     assert result.declares_ai is is_ai and result.ai_label_present is is_ai
     assert [e.source for e in result.evidence] == ["aigc_label"]
     assert key in result.evidence[0].field
     assert (result.aigc_label or {}).get("Label") == label
     assert result.errors == []
+    assert (result.uninterpreted == []) is understood
+    if not understood:  # reported as a label we cannot read, with where it was and what it said
+        assert key in result.uninterpreted[0] and json.dumps(value)[:20] in result.uninterpreted[0]
 
 
 def test_known_generator_named_in_container_tags(tmp_path: Path) -> None:
