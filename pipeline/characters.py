@@ -382,13 +382,14 @@ def review_face_matches(tracks: Sequence[Track], matches: list[TrackMatch], gall
                 if retry.status == "match" and retry.identity is not None and retry.identity.kind == "character":
                     decision = replace(retry, reason=retry.reason + "; the actors who play it are not counted "
                                                    "as look-alikes")
-        if decision.status == "match" and decision.identity.kind == "character":
+        if decision.status == "match" and decision.identity is not None and decision.identity.kind == "character":
             decision = _character_face_check(decision, match, config)
         revised.append(decision)
     return revised
 
 
 def _character_face_check(decision: TrackMatch, match: MatchConfig, config: CharacterConfig) -> TrackMatch:
+    assert decision.identity is not None, "only matched decisions are checked"
     faces = decision.face_similarities
     agree = sum(1 for s in faces if s >= config.face_threshold) / max(len(faces), 1)
     if decision.similarity >= config.face_threshold and agree >= match.min_vote_fraction:
@@ -420,11 +421,13 @@ def character_findings(findings: list[Finding], result: CharacterResult, ai: AiE
             existing.tracks.extend(t for t, _ in chosen)
             existing.matches.extend(m for _, m in chosen)
             continue
-        action, reasons = decide_finding(best.candidate, best, ai, uploader)
+        candidate = best.candidate
+        assert candidate is not None, "grouped by candidate above"
+        action, reasons = decide_finding(candidate, best, ai, uploader)
         if not accepted and action is Action.ALLOW:
             continue  # an uncertain resemblance that changes nothing is not a finding
         confidence = match_confidence(best.similarity, config.threshold, config.review_threshold)
-        merged.append(Finding(identity=best.candidate, category=category_for(best.candidate, ai),
+        merged.append(Finding(identity=candidate, category=category_for(candidate, ai),
                               confidence=round(confidence, 3), tracks=[t for t, _ in chosen],
                               matches=[m for _, m in chosen], match=best, action=action, reasons=reasons))
     for finding in merged:

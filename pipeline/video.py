@@ -6,9 +6,9 @@ stream's own clock, so variable frame rate needs no special case.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import cv2
@@ -63,7 +63,7 @@ def probe(path: Path, config: SamplingConfig) -> VideoInfo:
     container = _open(path)
     try:
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["no"]
             raise VideoInputError(f"{path}: no video stream (has {', '.join(kinds)} streams only)")
         stream = container.streams.video[0]
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -138,7 +138,9 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
         if config.skip_loop_filter:
             stream.codec_context.options = {"skip_loop_filter": "all"}
         if start_s > 0:
-            container.seek(int(start_s / stream.time_base), stream=stream, backward=True, any_frame=False)
+            time_base = stream.time_base
+            assert time_base is not None, "probe() opened this stream: a decodable video stream has a time base"
+            container.seek(int(start_s / time_base), stream=stream, backward=True, any_frame=False)
         yield from _select(container, stream, info, config, stats, start_s, end_s)
     finally:
         container.close()
@@ -169,7 +171,8 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
                 reason = "keyframe"  # cheap to take (decoded anyway) and the best frame for watermarks
             elif config.scene_cuts and since_check + 1 >= _CUT_CHECK_EVERY:
                 thumb = _thumb(frame)
-                if previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) >= config.scene_cut_threshold:
+                if (previous_thumb is not None
+                        and float(np.abs(thumb - previous_thumb).mean()) >= config.scene_cut_threshold):
                     reason = "scene_cut"
                     stats.scene_cuts += 1
                 previous_thumb, since_check = thumb, 0

@@ -224,7 +224,7 @@ def write_webp(path: Path, packet: bytes) -> Path:
 @lru_cache(maxsize=1)
 def cert_chain() -> tuple[bytes, bytes]:
     """(leaf + CA certificate PEM, leaf private key PEM): ES256, leaf with the emailProtection EKU."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),

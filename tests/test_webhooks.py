@@ -162,7 +162,7 @@ def test_receiver_answers_keep_their_meaning(server, resolver, status, error):
 
 def _certificates(tmp_path, server_name: str):
     """A CA (written to ca.pem) and a server certificate for `server_name` signed by it."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "likeness test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

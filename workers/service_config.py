@@ -75,7 +75,7 @@ class ServiceConfig(BaseModel):
         "off, since a callback URL is otherwise a way into the internal network.")
 
     @model_validator(mode="after")
-    def _visibility_above_limit(self) -> "ServiceConfig":
+    def _visibility_above_limit(self) -> ServiceConfig:
         if self.visibility_timeout_s < self.retry_backoff_max_s:
             raise ValueError("visibility_timeout_s must exceed retry_backoff_max_s: a retry waiting "
                              "longer than it would be delivered twice")

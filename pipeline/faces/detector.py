@@ -28,7 +28,7 @@ class FaceDetector:
         model.prepare(0, input_size=(config.input_size, config.input_size), det_thresh=config.score_threshold)
 
     @classmethod
-    def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> "FaceDetector":
+    def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> FaceDetector:
         path = path or locate_model(ModelName.FACE_DETECTOR)
         model = get_model(str(path), providers=available_providers(prefer_gpu),
                           sess_options=session_options(config.threads))

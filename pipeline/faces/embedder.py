@@ -1,8 +1,8 @@
 """ArcFace embeddings, batched, on an onnxruntime session made once."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from insightface.model_zoo import get_model
@@ -20,7 +20,7 @@ class FaceEmbedder:
         model.prepare(0)
 
     @classmethod
-    def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> "FaceEmbedder":
+    def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> FaceEmbedder:
         path = path or locate_model(ModelName.FACE_EMBEDDER)
         model = get_model(str(path), providers=available_providers(prefer_gpu),
                           sess_options=session_options(config.threads))

@@ -6,8 +6,9 @@ generators (DESIGN.md), so neither can act alone.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -80,7 +81,8 @@ class CustomOnnxSignal:
 
     def probability(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack([self._tensor(f) for f in frames])
-        raw = np.asarray(self._session.run(None, {self._input: batch})[0], dtype=np.float64).reshape(len(frames), -1)
+        raw: np.ndarray = np.asarray(self._session.run(None, {self._input: batch})[0], dtype=np.float64).reshape(
+            len(frames), -1)
         if self.config.output == "logit":
             raw = 1.0 / (1.0 + np.exp(-raw))
         elif self.config.output == "softmax":

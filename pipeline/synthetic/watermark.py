@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,7 +92,7 @@ class WatermarkHit:
 def _haar_approx(plane: np.ndarray) -> np.ndarray:
     """``pywt.dwt2(plane, 'haar')[0]`` bit for bit (vertical pass first, float32 stays float32), 4x faster."""
     x = plane.astype(np.float32 if plane.dtype == np.float32 else np.float64)
-    tap = x.dtype.type(HAAR_TAP)
+    tap: Any = x.dtype.type(HAAR_TAP)  # a scalar of x's dtype (numpy's stubs type it too loosely)
     pairs = x[0::2] * tap + x[1::2] * tap
     return pairs[:, 0::2] * tap + pairs[:, 1::2] * tap
 
