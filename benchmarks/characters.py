@@ -32,8 +32,8 @@ from pipeline.faces.align import align_face
 from pipeline.faces.quality import assess
 from pipeline.scan import Scanner
 from pipeline.video import probe, sample_frames
+from samples.packages import dlib_johns, face_recognition_photos
 from samples.photos import PACKAGE_PHOTOS, package_photo
-from tests.media import dlib_johns, face_recognition_photos
 from workers.runtime import Runtime
 from workers.settings import Settings
 

@@ -28,7 +28,6 @@ import av
 import cv2
 import numpy as np
 
-from gallery.enroll import pad_for_detection
 from pipeline.synthetic import face_forensics as ff
 from pipeline.config import (
     DetectionConfig,
@@ -36,30 +35,29 @@ from pipeline.config import (
     SamplingConfig,
     TrackingConfig,
 )
-from pipeline.faces.align import ARCFACE_TEMPLATE, align_face, alignment_matrix
+from pipeline.faces.align import align_face
 from pipeline.faces.detector import DetectedFace, FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.quality import assess
 from pipeline.faces.tracking import FaceTracker
 from pipeline.types import FaceObservation, Frame, Track
 from pipeline.video import probe, sample_frames
-from tests.media import dlib_johns, face_recognition_photos, package_photo
-from tests.videos import Scene, encode_video, frame_at
+from samples.clips import Scene, encode_video, frame_at
+from samples.packages import face_recognition_photos
+from samples.pastes import (
+    SourceFace,
+    clone_face,
+    eye_distance,
+    frontal_faces,
+    matching_face,
+    source_faces,
+    target_images,
+)
 
-TARGET_PHOTOS = ("players.jpg", "gdp.jpg", "yaoming.jpg", "t1.jpg", "grace_hopper.jpg", "astronaut.png")
-TARGET_FR = ("obama", "obama2", "obama3", "biden")
-SOURCE_PHOTOS = ("yaoming.jpg", "grace_hopper.jpg", "astronaut.png", "obama", "biden", "t1.jpg", "gdp.jpg")
 UPSCALED = 1.3      # source faces enlarged at least this much count as "upscaled"
 DOWNSCALED = 0.75
 VIDEO_SIZE = (640, 360)
 MOTIONS = ("static", "zoom_in", "pan")
-
-
-@dataclass(frozen=True)
-class SourceFace:
-    name: str
-    image: np.ndarray
-    landmarks: np.ndarray
 
 
 @dataclass
@@ -74,84 +72,7 @@ class Sample:
     h264: np.ndarray | None = None    # ... on the decoded H.264 frame
 
 
-# ---------------------------------------------------------------- building fakes
-
-def eye_distance(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[0] - landmarks[1]))
-
-
-def clone_face(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFace, mode: str, mask: str) -> np.ndarray:
-    """`source`'s face warped onto the target face by a 5-point similarity and seamlessly cloned."""
-    matrix, _ = cv2.estimateAffinePartial2D(source.landmarks.astype(np.float32), target_landmarks.astype(np.float32),
-                                            method=cv2.LMEDS)
-    h, w = target.shape[:2]
-    warped = cv2.warpAffine(source.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    region = face_mask((h, w), target_landmarks, mask)
-    x, y, bw, bh = cv2.boundingRect(region)
-    flag = cv2.NORMAL_CLONE if mode == "normal" else cv2.MIXED_CLONE
-    return cv2.seamlessClone(warped, target, region, (x + bw // 2, y + bh // 2), flag)
-
-
-def face_mask(shape: tuple[int, int], landmarks: np.ndarray, kind: str) -> np.ndarray:
-    """Convex face mask: the brows-to-chin ellipse, or the 5-landmark hull dilated 1.6x."""
-    to_image = cv2.invertAffineTransform(alignment_matrix(landmarks))
-    if kind == "ellipse":
-        angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-        template = np.array([56.0, 68.0]) + np.stack([np.cos(angles) * 38.0, np.sin(angles) * 50.0], axis=1)
-    else:
-        centre = ARCFACE_TEMPLATE.mean(axis=0)
-        template = centre + (ARCFACE_TEMPLATE - centre) * 1.6
-    points = template @ to_image[:, :2].T + to_image[:, 2]
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 255)
-    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a margin
-    return mask
-
-
-# ---------------------------------------------------------------- photos and faces
-
-def target_images(longest: int = 1280) -> dict[str, np.ndarray]:
-    """The real photos, shrunk to at most `longest` px on their long side (even sizes, for H.264)."""
-    photos = face_recognition_photos()
-    paths = {name: package_photo(name) for name in TARGET_PHOTOS} | {name: photos[name] for name in TARGET_FR}
-    images = {}
-    for name, path in paths.items():
-        image = cv2.imread(str(path))
-        shrink = min(1.0, longest / max(image.shape[:2]))
-        size = (int(image.shape[1] * shrink) // 2 * 2, int(image.shape[0] * shrink) // 2 * 2)
-        images[name] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return images
-
-
-def frontal_faces(detector: FaceDetector, image: np.ndarray, min_px: float) -> list[DetectedFace]:
-    faces = [f for f in detector.detect(image)
-             if min(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= min_px and f.score >= 0.6]
-    return sorted(faces, key=lambda f: (f.bbox[1], f.bbox[0]))
-
-
-def source_faces(detector: FaceDetector, images: dict[str, np.ndarray]) -> list[SourceFace]:
-    sources = [SourceFace(f"{name}#{i}", images[name], f.landmarks)
-               for name in SOURCE_PHOTOS for i, f in enumerate(frontal_faces(detector, images[name], 50))]
-    for person, paths in dlib_johns().items():
-        for path in paths[:3]:
-            chip = pad_for_detection(cv2.imread(str(path)))
-            found = frontal_faces(detector, chip, 40)
-            if found:
-                sources.append(SourceFace(f"{person}/{path.stem}", chip, found[0].landmarks))
-    return sources
-
-
-def matching_face(detector: FaceDetector, image: np.ndarray, box: np.ndarray) -> DetectedFace | None:
-    """The detected face overlapping `box` most (IoU >= 0.4), e.g. after encoding."""
-    best, best_iou = None, 0.4
-    for face in detector.detect(image):
-        a = face.bbox
-        inter = max(0.0, min(a[2], box[2]) - max(a[0], box[0])) * max(0.0, min(a[3], box[3]) - max(a[1], box[1]))
-        union = (a[2] - a[0]) * (a[3] - a[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
-        if inter / union >= best_iou:
-            best, best_iou = face, inter / union
-    return best
-
+# ---------------------------------------------------------------- H.264
 
 def through_h264(image: np.ndarray, workdir: Path, crf: int = 23) -> np.ndarray:
     """The picture after an H.264 round trip at its own (even) size."""

@@ -21,7 +21,8 @@ from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.align import align_face
 from pipeline.faces.quality import assess
-from tests.media import dlib_johns, face_recognition_photos, package_photo
+from samples.packages import dlib_johns, face_recognition_photos
+from samples.photos import package_photo
 
 GROUP_PHOTOS = ("players.jpg", "gdp.jpg", "t1.jpg")
 YAO_MING_IN_PLAYERS = (742.0, 167.0)  # centre of player #13's face in players.jpg: the same man as yaoming.jpg

@@ -23,8 +23,8 @@ import celery
 import onnxruntime
 from fastapi.testclient import TestClient
 
-from tests.integration.harness import RedisServer, ServiceStack, WorkerProcess, copy_into, video, wait_for
-from tests.media import package_photo
+from samples.photos import package_photo
+from samples.services import RedisServer, ServiceStack, WorkerProcess, copy_into, video, wait_for
 from workers.data import migrate
 from workers.api.app import create_api
 from workers.data.keys import KeyStore

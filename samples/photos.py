@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 
@@ -28,3 +29,14 @@ def package_photo(name: str) -> Path:
     if not path.is_file():
         raise RuntimeError(f"photo {name!r} not found at {path}; the installed {package!r} no longer ships it")
     return path
+
+
+def photo_package(name: str) -> tuple[str, str]:
+    """(distribution name, installed version) of the package that ships photo ``name``, as a
+    record of where a photo came from (e.g. in a fitted model file)."""
+    path = package_photo(name)  # raises for unknown photos and missing packages
+    package = PACKAGE_PHOTOS[name][0]
+    distributions = importlib.metadata.packages_distributions().get(package)
+    if not distributions:
+        raise RuntimeError(f"photo {name!r} at {path}: no installed distribution provides {package!r}")
+    return distributions[0], importlib.metadata.version(distributions[0])

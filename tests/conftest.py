@@ -12,7 +12,7 @@ from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.scan import Scanner
 from pipeline.synthetic.analyzer import SyntheticAnalyzer
-from tests.media import package_photo
+from samples.photos import package_photo
 from workers.runtime import Runtime
 from workers.settings import Settings
 

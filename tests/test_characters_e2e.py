@@ -21,8 +21,9 @@ from pipeline.provenance.reader import read_provenance
 from pipeline.scan import Scanner
 from pipeline.report import build_report, write_thumbnails
 from pipeline.video import probe
-from tests.media import dlib_johns, package_photo
-from tests.videos import Scene, encode_video
+from samples.clips import Scene, encode_video
+from samples.packages import dlib_johns
+from samples.photos import package_photo
 from workers.scans import codec
 from workers.cli.main import _parser, cmd_gallery_add, main
 from workers.runtime import Runtime

@@ -11,10 +11,11 @@ from skimage import data
 
 from pipeline import scan as scan_module
 from pipeline.video import probe
-from tests.media import package_photo
+from samples.broken import (write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4,
+                            write_zero_byte)
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
 from workers.cli import main as cli
-from tests.videos import (Scene, encode_video, write_audio_only, write_huge_frame_video, write_text_as_mp4,
-                          write_truncated_mp4, write_zero_byte)
 
 
 def likeness(home, *args):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import cv2
 import pytest
 
+from samples.clips import Scene, encode_video, scene_times
+from samples.packages import dlib_johns, face_recognition_photos
+from samples.photos import package_photo
 from tests.conftest import make_runtime
-from tests.media import dlib_johns, face_recognition_photos, package_photo
-from tests.videos import Scene, encode_video, scene_times
 
 INTERVAL = 0.5
 YAO_AREA = (600.0, 80.0, 900.0, 300.0)  # player #13 (Yao Ming) and neighbours in players.jpg

@@ -9,12 +9,12 @@ import shutil
 import cv2
 import pytest
 
-from benchmarks.face_forensics import SourceFace, clone_face
 from pipeline.synthetic.watermark import KNOWN_PAYLOADS, embed_dwtdct
+from samples.clips import Scene, encode_video
+from samples.pastes import SourceFace, clone_face
+from samples.photos import package_photo
 from tests.conftest import make_runtime
-from tests.media import package_photo
 from tests.provenance_fixtures import add_to_moov, box, mdta_meta, sign_c2pa
-from tests.videos import Scene, encode_video
 
 SIZE = (640, 360)
 
@@ -118,7 +118,7 @@ def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
 def swapped(tmp_path_factory, detector):
     """Yao Ming's face (from the photo he was registered with) seamlessly cloned onto Grace
     Hopper's head and body: a pasted face of a registered person, no label, no metadata. Neither
-    person was used to fit the face-swap probe (benchmarks/face_swap_probe.py HELD_OUT)."""
+    person was used to fit the face-swap probe (samples.pastes.HELD_OUT)."""
     grace, yao = _still("grace_hopper.jpg"), cv2.imread(str(package_photo("yaoming.jpg")))
     largest = lambda image: max(detector.detect(image), key=lambda f: float(f.bbox[2] - f.bbox[0]))  # noqa: E731
     source = SourceFace("yaoming", yao, largest(yao).landmarks)

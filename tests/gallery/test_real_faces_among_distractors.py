@@ -14,7 +14,8 @@ from pipeline.config import MatchConfig
 from pipeline.faces.align import align_face
 from pipeline.faces.identify import identity_scores
 from pipeline.types import IdentityInfo, ReferenceHit
-from tests.media import dlib_johns, face_recognition_photos, package_photo
+from samples.packages import dlib_johns, face_recognition_photos
+from samples.photos import package_photo
 
 DISTRACTORS = 100_000
 YAO_MING_IN_PLAYERS = np.array([742.0, 167.0])

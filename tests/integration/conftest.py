@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.harness import RedisServer, ScratchPostgres, ServiceStack, WorkerProcess, is_postgres
+from samples.services import RedisServer, ScratchPostgres, ServiceStack, WorkerProcess, is_postgres
 from workers.data import migrate
 from workers.api.app import create_api
 from workers.data.keys import KeyStore

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from gallery.store import GalleryStore
-from tests.integration.harness import copy_into, free_port, video
-from tests.media import package_photo
+from samples.photos import package_photo
+from samples.services import copy_into, free_port, video
 from workers.app import sender
 from workers.data.db import JobRow, now
 from workers.recovery import sweep

@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from tests.integration.harness import ROOT, copy_into, free_port, video, wait_for
+from samples.services import ROOT, copy_into, free_port, video, wait_for
 
 
 def _likeness(stack, *argv: str, **popen):

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from gallery.characters import CharacterCastRow
 from gallery.store import IdentityRow, ScanRow
-from tests.integration.harness import ROOT, wait_for
-from tests.media import package_photo
-from tests.videos import Scene, encode_video
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
+from samples.services import ROOT, wait_for
 from workers.scans import withdrawal
 from workers.data.db import Database, FindingRow, SegmentRow
 from workers.scans.evidence import image_path, image_url

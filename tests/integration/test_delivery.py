@@ -10,7 +10,7 @@ import time
 from sqlalchemy import func, select
 
 from gallery.store import ScanRow
-from tests.integration.harness import RedisServer, copy_into, video, wait_for
+from samples.services import RedisServer, copy_into, video, wait_for
 from workers.data.db import Database, FindingRow, SegmentRow
 
 # A worker that died leaves its task unacknowledged; Redis hands it on after this long.

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from gallery.gallery import Gallery
 from gallery.store import GalleryStore, ReferenceRow, ScanRow
-from tests.integration.harness import copy_into, video, wait_for
-from tests.media import package_photo
+from samples.photos import package_photo
+from samples.services import copy_into, video, wait_for
 from workers.data.db import SegmentRow
 
 SECRET = "integration-secret"

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from pipeline.faces.align import align_face
-from tests.integration.harness import wait_for
-from tests.media import package_photo
-from tests.videos import Scene, encode_video
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
+from samples.services import wait_for
 from workers.scans.evidence import MAX_SIDE, attach_images
 
 

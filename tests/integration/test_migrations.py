@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 
 from gallery import characters
 from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow, ScanRow, make_engine
-from tests.integration.harness import ScratchPostgres, is_postgres
+from samples.services import ScratchPostgres, is_postgres
 from workers.data import migrate
 
 # What the embedded CLI makes: the gallery tables (create_all) and the character tables (ensure_tables).

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.integration.harness import copy_into, video, wait_for
+from samples.services import copy_into, video, wait_for
 
 
 @pytest.mark.slow

@@ -9,15 +9,15 @@ import json
 import cv2
 import pytest
 
-from benchmarks.face_forensics import SourceFace, clone_face
+from samples.pastes import SourceFace, clone_face
 
 from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import probe
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
+from samples.services import video
 from tests.conftest import make_runtime
-from tests.integration.harness import video
-from tests.media import package_photo
-from tests.videos import Scene, encode_video
 from workers.scans import codec
 from workers.scans.segments import Segment, merge_segments, plan_segments
 

@@ -8,8 +8,8 @@ platform, and a threshold changed with PATCH reaches the worker's next decision.
 from __future__ import annotations
 
 from gallery.store import GalleryStore
-from tests.integration.harness import copy_into, video, wait_for
-from tests.media import package_photo
+from samples.photos import package_photo
+from samples.services import copy_into, video, wait_for
 
 AUTHORISED = "uploader tube:yao-official is authorised by the owner of Yao Ming (person, owner nba)"
 

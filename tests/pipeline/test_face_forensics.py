@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.face_forensics import SourceFace, clone_face
 from pipeline.config import ScanConfig
 from pipeline.synthetic.face_forensics import FaceForensics, FaceForensicsConfig, texture_differences
 from pipeline.faces.align import align_face
@@ -16,7 +15,8 @@ from pipeline.faces.quality import assess
 from pipeline.scan import Scanner
 from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticConfig
 from pipeline.types import FaceObservation, Frame, Track
-from tests.videos import Scene, encode_video, frame_at
+from samples.clips import Scene, encode_video, frame_at
+from samples.pastes import SourceFace, clone_face
 
 SIZE = (640, 360)
 CONFIG = FaceForensicsConfig()

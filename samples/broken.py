@@ -1,4 +1,5 @@
-"""Malformed and extreme media for error paths, plus the clip builders re-exported for tests."""
+"""Malformed and extreme media for error paths: text named .mp4, truncated and empty files,
+audio without video, frames beyond the H.264 level limits."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from typing import Literal
 import av
 import numpy as np
 
-from samples.clips import Scene, encode_video, frame_at, reported_rotation, scene_times
-
-__all__ = ["Scene", "encode_video", "frame_at", "reported_rotation", "scene_times"]
+from samples.clips import Scene, encode_video
 
 
 def write_text_as_mp4(path: Path) -> Path:
