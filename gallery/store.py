@@ -1,14 +1,18 @@
-"""Identities, references and scans in a relational database (SQLite default, PostgreSQL by URL).
+"""The gallery's tables (identities, face and character references, cast, gallery version) and the one
+class that reads and writes them, in a relational database (SQLite default, PostgreSQL by URL).
 
-The database is the source of truth for the gallery: the FAISS index is derived from the
-embeddings stored here and can always be rebuilt from them.
+The database is the source of truth for the gallery: the vector indexes are derived from the
+embeddings stored here and can always be rebuilt from them. The schema is Alembic's
+(workers/data/migrations): nothing here creates tables.
 """
 from __future__ import annotations
 
+import os
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -36,7 +40,12 @@ class Base(DeclarativeBase):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive (they were stored as UTC), PostgreSQL aware."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class IdentityRow(Base):
@@ -49,7 +58,7 @@ class IdentityRow(Base):
     authorized_uploaders: Mapped[list] = mapped_column(JSON, default=list)
     match_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)  # stricter, for look-alikes
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    references: Mapped[list["ReferenceRow"]] = relationship(
+    references: Mapped[list[ReferenceRow]] = relationship(
         back_populates="identity", cascade="all, delete-orphan", passive_deletes=True)
 
     def info(self) -> IdentityInfo:
@@ -81,25 +90,42 @@ class GalleryStateRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ScanRow(Base):
-    __tablename__ = "scans"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    video: Mapped[str] = mapped_column(Text)
-    uploader: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    gallery_version: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(20))
-    report: Mapped[dict] = mapped_column(JSON)
+class CharacterReferenceRow(Base):
+    """One CLIP-embedded region of a character's reference image; its id is the vector id."""
+
+    __tablename__ = "character_references"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    source_name: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_path: Mapped[str] = mapped_column(Text)
+    region: Mapped[str] = mapped_column(String(20))      # whole | face | salient
+    box: Mapped[list] = mapped_column(JSON)              # x0, y0, x1, y1 in the reference image
+    t_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # time in a reference clip
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CharacterCastRow(Base):
+    """A character is played by an actor (both registered identities); gone with either."""
+
+    __tablename__ = "character_cast"
+    character_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True)
+    actor_id: Mapped[str] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
 
 
 @dataclass(frozen=True)
 class StoredReference:
+    """One vector of an index (a face or a character reference): its id is the row's."""
+
     id: int
     identity_id: str
     embedding: np.ndarray
 
 
 def make_engine(url: str) -> Engine:
+    """A new engine; the caller disposes it (migrations). Everything else shares `shared_engine`."""
     if url.startswith(("postgresql://", "postgres://")):  # psycopg 3 is the driver installed, not psycopg2
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = create_engine(url, future=True, pool_pre_ping=True)
@@ -114,18 +140,55 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+_engines: dict[tuple[str, int], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def shared_engine(url: str) -> Engine:
+    """This process's engine for `url`, made on first use: one connection pool per database, shared by
+    the gallery, the jobs and the keys. Keyed by process id too, so a forked pool process makes its own
+    (pooled connections must never cross a fork)."""
+    key = (url, os.getpid())
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = make_engine(url)
+        return _engines[key]
+
+
+def _bump(s: Session) -> int:
+    """Raise the gallery version inside the caller's transaction; it counts changes to both indexes."""
+    row = s.get(GalleryStateRow, 1, with_for_update=True)
+    if row is None:
+        row = GalleryStateRow(id=1, version=0)
+        s.add(row)
+    row.version += 1
+    return row.version
+
+
+def _actors(s: Session, played_by: Sequence[str]) -> list[str]:
+    """The actors' ids, each a registered person; ValueError naming the first that is not."""
+    for actor in played_by:
+        row = s.get(IdentityRow, actor)
+        if row is None or row.kind != "person":
+            raise ValueError(f"--played-by {actor}: no registered person with that id")
+    return list(dict.fromkeys(played_by))
+
+
+def _vectors(rows) -> list[StoredReference]:
+    return [StoredReference(rid, iid, np.frombuffer(emb, dtype=np.float32)) for rid, iid, emb in rows]
+
+
 class GalleryStore:
-    """All database access of the gallery, each method one short transaction."""
+    """All database access of the gallery tables, each method one short transaction."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str) -> "GalleryStore":
-        store = cls(make_engine(url))
-        Base.metadata.create_all(store.engine)
-        return store
+    def open(cls, url: str) -> GalleryStore:
+        """On this process's engine; the database must already have the schema (migrate.upgrade)."""
+        return cls(shared_engine(url))
 
     def session(self) -> Session:
         return self._sessions()
@@ -135,16 +198,10 @@ class GalleryStore:
             row = s.get(GalleryStateRow, 1)
             return row.version if row else 0
 
-    def _bump(self, s: Session) -> int:
-        row = s.get(GalleryStateRow, 1, with_for_update=True)
-        if row is None:
-            row = GalleryStateRow(id=1, version=0)
-            s.add(row)
-        row.version += 1
-        return row.version
+    # -- changes -------------------------------------------------------------------------------
 
-    def add_identity(self, name: str, kind: str, owner: str, policy: str, authorized: list[str],
-                     references: list[dict], match_threshold: float | None = None) -> tuple[IdentityInfo, list[int], int]:
+    def add_identity(self, name: str, kind: str, owner: str, policy: str, authorized: list[str], references: list[dict],
+                     match_threshold: float | None = None) -> tuple[IdentityInfo, list[int], int]:
         """Insert an identity with its references; returns (info, reference ids, new version)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -157,8 +214,25 @@ class GalleryStore:
             rows = [ReferenceRow(identity_id=identity.id, **ref) for ref in references]
             s.add_all(rows)
             s.flush()
-            version = self._bump(s)
+            version = _bump(s)
             return identity.info(), [r.id for r in rows], version
+
+    def add_character(self, name: str, owner: str, policy: str, authorized: list[str], faces: list[dict],
+                      images: list[dict], played_by: Sequence[str]) -> tuple[IdentityInfo, list[int], list[int], int]:
+        """Insert a character with its face references, its CLIP references and its cast in one
+        transaction; returns (info, face reference ids, character reference ids, new version).
+        ValueError, with nothing written, when an actor is not a registered person."""
+        with self.session() as s, s.begin():
+            identity = IdentityRow(name=name, kind="character", owner=owner, policy=policy,
+                                   authorized_uploaders=list(authorized))
+            s.add(identity)
+            s.flush()
+            face_rows = [ReferenceRow(identity_id=identity.id, **ref) for ref in faces]
+            image_rows = [CharacterReferenceRow(identity_id=identity.id, **ref) for ref in images]
+            cast = [CharacterCastRow(character_id=identity.id, actor_id=actor) for actor in _actors(s, played_by)]
+            s.add_all([*face_rows, *image_rows, *cast])
+            s.flush()
+            return identity.info(), [r.id for r in face_rows], [r.id for r in image_rows], _bump(s)
 
     def update_identity(self, identity_id: str, owner: str | None, changes: dict[str, Any]) -> tuple[IdentityInfo, int]:
         """Change what decisions read from an identity (`EDITABLE`); returns (info, new version). The
@@ -173,10 +247,11 @@ class GalleryStore:
                 raise KeyError(f"no likeness with id {identity_id}")
             for name, value in changes.items():
                 setattr(identity, name, list(value) if name == "authorized_uploaders" else value)
-            return identity.info(), self._bump(s)
+            return identity.info(), _bump(s)
 
     def remove_identity(self, identity_id: str, owner: str | None = None) -> tuple[list[int], list[str], int]:
-        """Delete an identity and its references; returns (reference ids, stored paths, new version)."""
+        """Delete an identity and its references (character references and cast go by cascade);
+        returns (face reference ids, stored paths, new version)."""
         with self.session() as s, s.begin():
             identity = s.get(IdentityRow, identity_id)
             if identity is None or (owner is not None and identity.owner != owner):
@@ -184,7 +259,9 @@ class GalleryStore:
             ids = [r.id for r in identity.references]
             paths = [r.stored_path for r in identity.references]
             s.delete(identity)
-            return ids, paths, self._bump(s)
+            return ids, paths, _bump(s)
+
+    # -- identities ----------------------------------------------------------------------------
 
     def identities(self, owner: str | None = None) -> list[tuple[IdentityInfo, int]]:
         """(identity, number of references), optionally only one owner's."""
@@ -199,10 +276,27 @@ class GalleryStore:
             row = s.get(IdentityRow, identity_id)
             return row.info() if row else None
 
+    def registered_since(self, owner: str, name: str, sha256s: set[str], since: datetime) -> str | None:
+        """The identity of `owner` named `name`, created at or after `since`, with exactly these
+        reference images (face and character references alike): what an earlier run of the same
+        enrollment job registered."""
+        with self.session() as s:
+            for identity in s.scalars(select(IdentityRow).where(IdentityRow.owner == owner, IdentityRow.name == name)):
+                if utc(identity.created_at) < utc(since):
+                    continue
+                stored = set(s.scalars(select(ReferenceRow.sha256).where(ReferenceRow.identity_id == identity.id)))
+                stored |= set(s.scalars(select(CharacterReferenceRow.sha256).where(
+                    CharacterReferenceRow.identity_id == identity.id)))
+                if stored == sha256s:
+                    return identity.id
+        return None
+
+    # -- face references -----------------------------------------------------------------------
+
     def reference_count(self, identity_id: str) -> int:
         with self.session() as s:
             query = select(func.count()).select_from(ReferenceRow).where(ReferenceRow.identity_id == identity_id)
-            return s.scalar(query)
+            return s.scalar(query) or 0
 
     def reference_owners(self) -> dict[int, str]:
         """Reference id → identity id, without loading embeddings."""
@@ -211,11 +305,41 @@ class GalleryStore:
 
     def references(self) -> list[StoredReference]:
         with self.session() as s:
-            rows = s.execute(select(ReferenceRow.id, ReferenceRow.identity_id, ReferenceRow.embedding))
-            return [StoredReference(rid, iid, np.frombuffer(emb, dtype=np.float32)) for rid, iid, emb in rows]
+            return _vectors(s.execute(select(ReferenceRow.id, ReferenceRow.identity_id, ReferenceRow.embedding)))
 
-    def save_scan(self, scan_id: str, video: Path, uploader: str | None, gallery_version: int, action: str,
-                  report: dict) -> None:
-        with self.session() as s, s.begin():
-            s.merge(ScanRow(id=scan_id, video=str(video), uploader=uploader, gallery_version=gallery_version,
-                            action=action, report=report))
+    # -- character references and cast ---------------------------------------------------------
+
+    def character_reference_owners(self) -> dict[int, str]:
+        """Character reference id → identity id, without loading embeddings."""
+        with self.session() as s:
+            return dict(s.execute(select(CharacterReferenceRow.id, CharacterReferenceRow.identity_id)).all())
+
+    def character_references(self) -> list[StoredReference]:
+        with self.session() as s:
+            return _vectors(s.execute(select(CharacterReferenceRow.id, CharacterReferenceRow.identity_id,
+                                             CharacterReferenceRow.embedding)))
+
+    def character_reference_ids(self, identity_id: str) -> list[int]:
+        with self.session() as s:
+            return list(s.scalars(select(CharacterReferenceRow.id).where(
+                CharacterReferenceRow.identity_id == identity_id)))
+
+    def cast_pairs(self) -> list[tuple[str, str]]:
+        """Every (character id, actor id)."""
+        with self.session() as s:
+            return [(c, a) for c, a in s.execute(select(CharacterCastRow.character_id, CharacterCastRow.actor_id))]
+
+    def characters_played_by(self, actor_id: str, owner: str) -> list[str]:
+        """The characters whose cast lists `actor_id`, a person of `owner` (read it before the person is
+        removed: the cast rows go with them)."""
+        with self.session() as s:
+            return list(s.scalars(select(CharacterCastRow.character_id)
+                                  .join(IdentityRow, IdentityRow.id == CharacterCastRow.actor_id)
+                                  .where(CharacterCastRow.actor_id == actor_id, IdentityRow.owner == owner)))
+
+    def cast_names(self, character_id: str) -> set[str]:
+        """The names of the actors who play a character now."""
+        with self.session() as s:
+            return set(s.scalars(select(IdentityRow.name)
+                                 .join(CharacterCastRow, CharacterCastRow.actor_id == IdentityRow.id)
+                                 .where(CharacterCastRow.character_id == character_id)))

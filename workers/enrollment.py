@@ -6,15 +6,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
-from gallery.characters import CharacterEnrollment, CharacterReferenceRow, ReferenceImage, reference_images
+from gallery.characters import CharacterEnrollment, ReferenceImage, reference_images
 from gallery.enroll import EnrollmentResult, RejectedReference
-from gallery.store import IdentityRow, ReferenceRow
-from workers.data.db import Database, JobRow, utc
+from workers.data.db import JobRow
 from workers.data.jobs import JobFailed
 from workers.runtime import Runtime
 
@@ -57,28 +53,12 @@ def enrollment_summary(enrollment: EnrollmentResult, names: dict[Path, str]) -> 
             "rejected": [{"file": names.get(r.path, r.path.name), "reason": r.reason} for r in enrollment.rejected]}
 
 
-def already_enrolled(db: Database, owner: str, name: str, sha256s: set[str], since: datetime) -> str | None:
-    """The identity an earlier run of the same job registered: same owner and name, created since the
-    job was, with exactly these reference images (face and character references alike)."""
-    with db.session() as s:
-        candidates = s.scalars(select(IdentityRow).where(IdentityRow.owner == owner, IdentityRow.name == name))
-        for identity in candidates:
-            if utc(identity.created_at) < utc(since):
-                continue
-            stored = set(s.scalars(select(ReferenceRow.sha256).where(ReferenceRow.identity_id == identity.id)))
-            stored |= set(s.scalars(select(CharacterReferenceRow.sha256).where(
-                CharacterReferenceRow.identity_id == identity.id)))
-            if stored == sha256s:
-                return identity.id
-    return None
-
-
 def _no_reference(rejected: list[dict]) -> JobFailed:
     reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected)
     return JobFailed(f"no reference image accepted ({reasons})")
 
 
-def register_person(runtime: Runtime, db: Database, job: JobRow) -> dict:
+def register_person(runtime: Runtime, job: JobRow) -> dict:
     """Enroll the job's faces and register the likeness; the job's result."""
     params = job.params
     files = staged_files(params)
@@ -88,8 +68,8 @@ def register_person(runtime: Runtime, db: Database, job: JobRow) -> dict:
         raise _no_reference(summary["rejected"])
     identity_id = None
     if job.attempts > 1:
-        identity_id = already_enrolled(db, job.principal, params["name"], {a.sha256 for a in enrollment.accepted},
-                                       job.created_at)
+        identity_id = runtime.gallery.store.registered_since(job.principal, params["name"],
+                                                             {a.sha256 for a in enrollment.accepted}, job.created_at)
     if identity_id is None:
         identity_id = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
                                           params["authorized_uploaders"], enrollment,
@@ -97,7 +77,7 @@ def register_person(runtime: Runtime, db: Database, job: JobRow) -> dict:
     return {"identity_id": identity_id, **summary}
 
 
-def register_character(runtime: Runtime, db: Database, job: JobRow) -> dict:
+def register_character(runtime: Runtime, job: JobRow) -> dict:
     """Enroll the job's stills and clips as `likeness gallery add --kind character` does and register
     the character with its cast; the job's result, in the CLI's words, references named as uploaded."""
     params = job.params
@@ -113,7 +93,8 @@ def register_character(runtime: Runtime, db: Database, job: JobRow) -> dict:
             raise _no_reference(summary["rejected"])
         identity_id = None
         if job.attempts > 1:
-            identity_id = already_enrolled(db, job.principal, params["name"], refs.sha256s, job.created_at)
+            identity_id = runtime.gallery.store.registered_since(job.principal, params["name"], refs.sha256s,
+                                                                 job.created_at)
         if identity_id is None:
             try:
                 identity_id = runtime.character_gallery.add(

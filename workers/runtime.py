@@ -4,17 +4,21 @@ from __future__ import annotations
 from pipeline.characters import CharacterConfig, CharacterMatcher
 from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.pose import PoseEstimator
 from pipeline.synthetic.face_forensics import FaceForensics
 from pipeline.synthetic.face_swap import FaceSwapProbe, FaceSwapSignal
 from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
+from pipeline.synthetic.onscreen import OnScreenTextSignal
+from pipeline.onscreen.ocr import OcrEngine
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
 from pipeline.synthetic.analyzer import CombinedFaceSignals, SyntheticAnalyzer
-from gallery.characters import CharacterEnroller, CharacterGallery, ensure_tables
+from gallery.characters import CharacterEnroller
 from gallery.enroll import Enroller
-from gallery.gallery import Gallery
+from gallery.gallery import CharacterGallery, Gallery
 from gallery.store import GalleryStore
+from workers.data import migrate
 from workers.settings import Settings
 
 
@@ -26,6 +30,7 @@ class Runtime:
         self.character_config = characters or settings.characters
         self._detector: FaceDetector | None = None
         self._embedder: FaceEmbedder | None = None
+        self._pose: PoseEstimator | None = None
         self._scanner: Scanner | None = None
         self._gallery: Gallery | None = None
         self._character_gallery: CharacterGallery | None = None
@@ -50,23 +55,32 @@ class Runtime:
 
     @property
     def gallery(self) -> Gallery:
+        """The face gallery, on a database first brought to the newest schema (a home made by an
+        earlier release is upgraded in place, its data kept), through this process's engine."""
         if self._gallery is None:
             self.settings.home.mkdir(parents=True, exist_ok=True)
-            store = GalleryStore.open(self.settings.resolved_database_url())
-            self._gallery = Gallery(self.settings.home, store, self.settings.index)
+            url = self.settings.resolved_database_url()
+            migrate.upgrade(url)
+            self._gallery = Gallery(self.settings.home, GalleryStore.open(url), self.settings.index)
         return self._gallery
 
     @property
+    def pose(self) -> PoseEstimator:
+        """The 106-point head-pose fit: only reference photos need it (scan faces use the 5-point fit)."""
+        if self._pose is None:
+            self._pose = PoseEstimator.load(self._path(ModelName.FACE_LANDMARKS), self.settings.prefer_gpu,
+                                            self.settings.scan.detection.threads)
+        return self._pose
+
+    @property
     def enroller(self) -> Enroller:
-        return Enroller(self.detector, self.embedder, self.settings.scan.quality)
+        return Enroller(self.detector, self.embedder, self.pose, self.settings.scan.references)
 
     @property
     def character_gallery(self) -> CharacterGallery:
         """The character index, on the face gallery's database and home."""
         if self._character_gallery is None:
-            store = self.gallery.store
-            ensure_tables(store.engine)
-            self._character_gallery = CharacterGallery(self.settings.home, store, self.settings.index)
+            self._character_gallery = CharacterGallery(self.settings.home, self.gallery.store, self.settings.index)
         return self._character_gallery
 
     @property
@@ -107,6 +121,10 @@ class Runtime:
             frame_signals.append(ClipProbeSignal(clip, AiImageProbe.from_json(head)))
         if settings.custom_detector is not None:
             frame_signals.append(CustomOnnxSignal(settings.custom_detector))
+        if settings.onscreen.enabled:  # generator marks and AI labels read on screen (PP-OCRv5)
+            ocr = OcrEngine.load(settings.onscreen.det_max_side, settings.scan.detection.threads,
+                                 settings.prefer_gpu, settings.model_paths)
+            frame_signals.append(OnScreenTextSignal(ocr, settings.onscreen))
         swap_probe = None
         if settings.face_swap.enabled:
             swap_probe = FaceSwapProbe.from_json(locate_model(ModelName.FACE_SWAP_PROBE, settings.model_paths))

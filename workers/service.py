@@ -1,7 +1,8 @@
 """What one service process holds (a worker process or an API server), built once from the settings.
 
 Models are loaded only when a task first needs them (or when a worker process starts, see
-worker_process.py), and once per process: `context()` hands every task in a process the same one.
+lifecycle.py), and once per process: `context()` hands every task in a process the same one. The
+jobs, keys, gallery store and the runtime's gallery all use the process's one engine (`shared_engine`).
 """
 from __future__ import annotations
 

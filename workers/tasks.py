@@ -163,7 +163,7 @@ def enroll(self, job_id: str) -> None:
 
     def run() -> None:
         runtime = service.runtime
-        result = register(runtime, service.db, job)
+        result = register(runtime, job)
         runtime.gallery.refresh()
         service.signal.announce(runtime.gallery.version)
         service.jobs.finish(job_id, result, runtime.gallery.version)
@@ -182,7 +182,7 @@ def remove_identity(self, job_id: str) -> None:
         return
     gallery = service.runtime.gallery
     identity_id = job.params["identity_id"]
-    characters = withdrawal.characters_played_by(service, identity_id, job.principal)
+    characters = service.gallery_store.characters_played_by(identity_id, job.principal)
     withdrawal.withdraw_characters(service, characters)  # first: a retry after the removal finds no cast
     try:  # through the character gallery, so a character's image vectors go at once too
         service.runtime.character_gallery.remove(gallery, identity_id, job.principal)

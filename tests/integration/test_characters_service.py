@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gallery.characters import CharacterReferenceRow
-from gallery.store import GalleryStore
+from gallery.store import CharacterReferenceRow, GalleryStore
 from samples.photos import package_photo
 from samples.services import wait_for
 from tests.test_characters_e2e import MEGAMIND_1, ROXANNE_2, cut_clip, opencv_data  # noqa: F401 (a fixture)

@@ -10,13 +10,12 @@ import sys
 
 from sqlalchemy import func, select
 
-from gallery.characters import CharacterCastRow
-from gallery.store import IdentityRow, ScanRow
+from gallery.store import CharacterCastRow, IdentityRow
 from samples.clips import Scene, encode_video
 from samples.photos import package_photo
 from samples.services import ROOT, wait_for
 from workers.scans import withdrawal
-from workers.data.db import Database, FindingRow, SegmentRow
+from workers.data.db import Database, FindingRow, ScanRow, SegmentRow
 from workers.scans.evidence import image_path, image_url
 from workers.data.jobs import JobStore
 from workers.service import Service

@@ -9,9 +9,8 @@ import time
 
 from sqlalchemy import func, select
 
-from gallery.store import ScanRow
 from samples.services import RedisServer, copy_into, video, wait_for
-from workers.data.db import Database, FindingRow, SegmentRow
+from workers.data.db import Database, FindingRow, ScanRow, SegmentRow
 
 # A worker that died leaves its task unacknowledged; Redis hands it on after this long.
 FAST_RECOVERY = {"visibility_timeout_s": 6.0, "restore_interval_s": 1.0, "retry_backoff_max_s": 4.0}

@@ -14,10 +14,10 @@ import json
 from sqlalchemy import func, select
 
 from gallery.gallery import Gallery
-from gallery.store import GalleryStore, ReferenceRow, ScanRow
+from gallery.store import GalleryStore, ReferenceRow
 from samples.photos import package_photo
 from samples.services import copy_into, video, wait_for
-from workers.data.db import SegmentRow
+from workers.data.db import ScanRow, SegmentRow
 
 SECRET = "integration-secret"
 

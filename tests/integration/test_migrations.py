@@ -11,14 +11,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from gallery import characters
-from gallery.store import Base, GalleryStateRow, GalleryStore, IdentityRow, ReferenceRow, ScanRow, make_engine
+from gallery.store import (Base, CharacterCastRow, CharacterReferenceRow, GalleryStateRow, GalleryStore, IdentityRow,
+                           ReferenceRow, make_engine)
 from samples.services import ScratchPostgres, is_postgres
 from workers.data import migrate
+from workers.data.db import Database, ScanRow
 
-# What the embedded CLI makes: the gallery tables (create_all) and the character tables (ensure_tables).
+# What the embedded CLI made before it ran Alembic: the gallery tables (GalleryStore.open's create_all)
+# and the character tables (gallery.characters.ensure_tables).
 EMBEDDED_TABLES = [IdentityRow.__table__, ReferenceRow.__table__, GalleryStateRow.__table__, ScanRow.__table__,
-                   *characters.TABLES]
+                   CharacterReferenceRow.__table__, CharacterCastRow.__table__]
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 
@@ -49,7 +51,9 @@ def test_upgrade_keeps_a_pre_alembic_database(tmp_path, machine_settings, reques
     embedding = np.full(512, 1 / np.sqrt(512), dtype=np.float32)
     info, ids, version = store.add_identity("Yao Ming", "person", "nba", "no_ai", ["tube"], [dict(
         source_name="yao.jpg", sha256="0" * 64, stored_path="yao.jpg", embedding=embedding.tobytes(), face={})])
-    store.save_scan("scan-1", tmp_path / "clip.mp4", "u", version, "review", {"findings": []})
+    with Database(engine).transaction() as s:
+        s.add(ScanRow(id="scan-1", video=str(tmp_path / "clip.mp4"), uploader="u", gallery_version=version,
+                      action="review", report={"findings": []}))
 
     assert migrate.upgrade(url) == HEAD
     assert migrate.downgrade(url, "0001") == "0001"

@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gallery.characters import (CharacterEnrollment, CharacterGallery, CharacterReference, ReferenceImage,
-                                ensure_tables)
+from gallery.characters import CharacterEnrollment, CharacterReference, ReferenceImage
 from gallery.enroll import AcceptedReference, EnrollmentResult
-from gallery.gallery import Gallery
+from gallery.gallery import CharacterGallery, Gallery
 from gallery.index.vector_index import VectorIndex
 from gallery.store import GalleryStore
 from pipeline.characters import (CharacterCollector, CharacterConfig, CharacterResult, CharacterSample,
@@ -23,6 +22,7 @@ from pipeline.config import MatchConfig
 from pipeline.faces.identify import decide_tracks
 from pipeline.policy import Action, AiEvidence, AiLevel
 from pipeline.types import Disclosure, FaceObservation, FaceQuality, Frame, IdentityInfo, ReferenceHit, Track
+from workers.data import migrate
 
 DIM = 512
 CONFIG = CharacterConfig()
@@ -254,8 +254,9 @@ def test_a_weak_image_track_is_a_finding_only_where_it_changes_the_action():
 
 @pytest.fixture
 def galleries(tmp_path):
-    store = GalleryStore.open(f"sqlite:///{tmp_path / 'likeness.db'}")
-    ensure_tables(store.engine)
+    url = f"sqlite:///{tmp_path / 'likeness.db'}"
+    migrate.upgrade(url)
+    store = GalleryStore.open(url)
     return Gallery(tmp_path, store), CharacterGallery(tmp_path, store), tmp_path
 
 

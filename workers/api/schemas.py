@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from workers.data.db import utc
+from gallery.store import utc
 
 Role = Literal["admin", "platform", "rights_holder"]
 Moment = Annotated[datetime, AfterValidator(utc)]  # always with its UTC offset, whatever the database

@@ -5,8 +5,9 @@ workers/cli/main.py adds them with `add_service_commands(subparsers)` and dispat
 `SERVICE_COMMANDS` (keys are (command, None), like its own table). Each handler gets the CLI's
 Runtime only for its settings: worker processes build their own, after forking.
 
-The service modules are imported inside the handlers: importing them registers the service tables,
-which the embedded commands' database must not grow.
+The service modules are imported inside the handlers, so that the embedded commands do not load
+Celery, FastAPI or uvicorn. The schema is the same either way: every database, a home's included,
+has all tables, created and upgraded by Alembic (workers/data/migrate.py).
 """
 from __future__ import annotations
 

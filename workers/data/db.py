@@ -1,30 +1,25 @@
-"""The service's tables (jobs, segments, findings, API keys, owners) on the gallery's `Base`.
+"""The service's tables (jobs, segments, scans, findings, API keys, owners) on the gallery's `Base`.
 
-One metadata for everything, so Alembic sees the whole schema. Scan reports stay in the
-gallery's `scans` table, keyed by job id: its primary key is what makes a report exist once.
+One metadata for everything, so Alembic sees the whole schema. A scan's report is a `scans` row
+keyed by its job id: that primary key is what makes a report exist once.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from gallery.store import Base, make_engine
+from gallery.store import Base, shared_engine
 
 ROLES = ("admin", "platform", "rights_holder")
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive (they were stored as UTC), PostgreSQL aware."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return datetime.now(UTC)
 
 
 class OwnerRow(Base):
@@ -89,6 +84,19 @@ class SegmentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
+class ScanRow(Base):
+    """The one report of a scan job, under the job's id; `findings` index it by likeness."""
+
+    __tablename__ = "scans"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    video: Mapped[str] = mapped_column(Text)
+    uploader: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    gallery_version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    report: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 class FindingRow(Base):
     """A finding of a stored scan, denormalised by owner so a rights holder reads only theirs."""
 
@@ -109,15 +117,16 @@ class FindingRow(Base):
 
 
 class Database:
-    """One engine and session factory per process, shared by the API, tasks and CLI handlers."""
+    """A session factory on this process's engine (`shared_engine`, the gallery's too), shared by the
+    API, tasks and CLI handlers."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str) -> "Database":
-        return cls(make_engine(url))
+    def open(cls, url: str) -> Database:
+        return cls(shared_engine(url))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

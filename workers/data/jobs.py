@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gallery.store import ScanRow
-from workers.data.db import Database, FindingRow, JobRow, SegmentRow, now
+from workers.data.db import Database, FindingRow, JobRow, ScanRow, SegmentRow, now
 from workers.scans.evidence import unavailable
 from workers.scans.segments import Segment
 

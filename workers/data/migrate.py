@@ -1,15 +1,17 @@
 """Bring a database to the newest schema, keeping its data; safe to run from many processes at once.
 
-Every worker and API server calls `upgrade` on start. A database made by the embedded CLI before
-Alembic (tables, no `alembic_version`) is first stamped with the revision its tables match.
-PostgreSQL serialises concurrent upgrades with an advisory lock, SQLite with a file lock.
+This is the only code that creates or changes tables. Every worker and API server calls `upgrade` on
+start, and the embedded CLI when it opens a home (workers/runtime.py), so a home made by an earlier
+release gets the newest schema in place. A database made before Alembic (by `create_all`: tables, no
+`alembic_version`) is first stamped with the revision its tables match. PostgreSQL serialises
+concurrent upgrades with an advisory lock, SQLite with a file lock.
 """
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command
 from alembic.config import Config

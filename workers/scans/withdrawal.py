@@ -7,10 +7,6 @@ findings say why. Every function here is safe to repeat.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from gallery.characters import CharacterCastRow
-from gallery.store import IdentityRow
 from workers.scans import evidence
 from workers.service import Service
 
@@ -28,15 +24,6 @@ def withdraw(service: Service, identity_id: str, reason: str) -> set[str]:
     return set(scans)
 
 
-def characters_played_by(service: Service, actor_id: str, owner: str) -> list[str]:
-    """The characters whose cast lists `actor_id`, a person of `owner` (read before the person is
-    removed: the cast rows go with them)."""
-    with service.db.session() as s:
-        return list(s.scalars(select(CharacterCastRow.character_id)
-                              .join(IdentityRow, IdentityRow.id == CharacterCastRow.actor_id)
-                              .where(CharacterCastRow.actor_id == actor_id, IdentityRow.owner == owner)))
-
-
 def withdraw_characters(service: Service, characters: list[str]) -> set[str]:
     """Withdraw the images of every finding about these characters; returns the scans concerned."""
     return set().union(*(withdraw(service, character, ACTOR_REMOVED) for character in characters))
@@ -48,7 +35,4 @@ def lost_an_actor(service: Service, finding: dict) -> bool:
     named = set(finding["identity"].get("played_by") or ())
     if not named:
         return False
-    with service.db.session() as s:
-        cast = set(s.scalars(select(IdentityRow.name).join(CharacterCastRow, CharacterCastRow.actor_id == IdentityRow.id)
-                             .where(CharacterCastRow.character_id == finding["identity"]["id"])))
-    return not named <= cast
+    return not named <= service.gallery_store.cast_names(finding["identity"]["id"])

@@ -1,4 +1,4 @@
-"""Alembic environment: one metadata (gallery, character and service tables), URL from the settings.
+"""Alembic environment: one metadata (gallery and service tables), URL from the settings.
 
 A caller may hand over an open connection in `config.attributes["connection"]` (workers/data/migrate.py
 does, to hold its lock on the same connection); otherwise the URL comes from `sqlalchemy.url` or,
@@ -9,7 +9,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import gallery.characters  # noqa: F401  (registers the character tables on Base.metadata)
 import workers.data.db  # noqa: F401  (registers the service tables on Base.metadata)
 from gallery.store import Base, make_engine
 

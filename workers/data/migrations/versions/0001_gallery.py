@@ -1,7 +1,7 @@
 """Gallery tables as first released (identities, reference images, gallery state, scans).
 
-Databases made before Alembic (by `GalleryStore.open`'s create_all) hold exactly these tables;
-`likeness db upgrade` stamps them with this revision instead of creating them again.
+Databases made before Alembic (by the create_all that `GalleryStore.open` once ran) hold these
+tables; `migrate.upgrade` stamps them with this revision instead of creating them again.
 
 Revision ID: 0001
 Revises:

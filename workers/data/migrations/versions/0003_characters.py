@@ -1,7 +1,7 @@
-"""Character tables (gallery/characters.py): CLIP references of characters, and who plays whom.
+"""Character tables (gallery/store.py): CLIP references of characters, and who plays whom.
 
-The embedded CLI creates these itself (`gallery.characters.ensure_tables`) in databases without
-Alembic, so each table is created only where it is missing.
+Homes made by the embedded CLI before it ran Alembic may have these already (it created them
+itself), so each table is created only where it is missing.
 
 Revision ID: 0003
 Revises: 0002
