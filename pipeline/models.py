@@ -154,7 +154,8 @@ def locate_model(name: ModelName, overrides: dict[str, Path] | None = None) -> P
     if override is not None:
         path = Path(override)
         if not path.is_file():
-            raise ModelNotFoundError(f"model {name.value}: configured path {path} (LIKENESS_MODEL_PATHS) does not exist")
+            raise ModelNotFoundError(
+                f"model {name.value}: configured path {path} (LIKENESS_MODEL_PATHS) does not exist")
         _override_logged(name, path)
         return path
     packaged = PACKAGED[name]
