@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         data = _dataset(generator, size, args.queries, args.strangers)
         for kind in args.kinds:
             if kind == "hnsw" and size > args.hnsw_limit:
-                report["skipped"].append({"size": size, "kind": kind, "why": f"HNSW build above --hnsw-limit {args.hnsw_limit}"})
+                report["skipped"].append({"size": size, "kind": kind,
+                                          "why": f"HNSW build above --hnsw-limit {args.hnsw_limit}"})
                 continue
             row = _measure(size, kind, data, args)
             report["results"].append(row)
@@ -81,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=_ints, default=[10_000, 100_000, 1_000_000], help="gallery sizes, comma-separated")
+    parser.add_argument("--sizes", type=_ints, default=[10_000, 100_000, 1_000_000],
+                        help="gallery sizes, comma-separated")
     parser.add_argument("--kinds", type=lambda s: s.split(","), default=["flat", "ivfpq", "hnsw"])
     parser.add_argument("--queries", type=int, default=1000, help="probe queries (enrolled identities)")
     parser.add_argument("--strangers", type=int, default=200, help="stranger queries (not enrolled)")
-    parser.add_argument("--flat-queries", type=int, default=100, help="single queries timed for exact search above 100k")
-    parser.add_argument("--hnsw-limit", type=int, default=100_000, help="skip HNSW above this size (its build is slow on 2 cores)")
+    parser.add_argument("--flat-queries", type=int, default=100,
+                        help="single queries timed for exact search above 100k")
+    parser.add_argument("--hnsw-limit", type=int, default=100_000,
+                        help="skip HNSW above this size (its build is slow on 2 cores)")
     parser.add_argument("--threads", type=int, default=1, help="faiss threads for build, search and ground truth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "gallery.json")
@@ -238,7 +242,8 @@ def _machine() -> dict[str, object]:
 
 
 def _summary(row: dict[str, object]) -> dict[str, object]:
-    keys = ("size", "kind", "build_s", "rss_growth_mb", "recall_at_1", "own_references_recall_at_10", "recall_at_1_strangers")
+    keys = ("size", "kind", "build_s", "rss_growth_mb", "recall_at_1", "own_references_recall_at_10",
+            "recall_at_1_strangers")
     return {**{key: row[key] for key in keys}, "single_k10": row["single_k10"], "batched_k50": row["batched_k50"]}
 
 
@@ -262,7 +267,8 @@ def _plot(report: dict[str, object], path: Path) -> None:
         rec.plot(sizes, [r["recall_at_1"] for r in rows], "o-", color=line.get_color(), label=f"{kind} probes")
         rec.plot(sizes, [r["own_references_recall_at_10"] for r in rows], "s--", color=line.get_color(),
                  label=f"{kind} own references in top 10")
-        rec.plot(sizes, [r["recall_at_1_strangers"] for r in rows], "x:", color=line.get_color(), label=f"{kind} strangers")
+        rec.plot(sizes, [r["recall_at_1_strangers"] for r in rows], "x:", color=line.get_color(),
+                 label=f"{kind} strangers")
     lat.axhline(5, color="grey", lw=0.8)
     lat.set(xscale="log", yscale="log", xlabel="gallery size (vectors)", ylabel="ms per query (k=10; batched k=50)",
             title=f"search latency, {report['threads']} faiss thread(s)")

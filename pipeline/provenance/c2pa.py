@@ -8,7 +8,8 @@ switched off so a scan never leaves the machine.
 from __future__ import annotations
 
 import json
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import c2pa
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from pipeline.provenance.raw import MAX_ITEMS, RawMetadata, Tag, read_exact, text
 
