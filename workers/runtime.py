@@ -4,12 +4,9 @@ from __future__ import annotations
 from pipeline.characters import CharacterConfig, CharacterMatcher
 from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
-from pipeline.faces.pose import PoseEstimator
 from pipeline.synthetic.face_forensics import FaceForensics
 from pipeline.synthetic.face_swap import FaceSwapProbe, FaceSwapSignal
 from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
-from pipeline.synthetic.onscreen import OnScreenTextSignal
-from pipeline.onscreen.ocr import OcrEngine
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
@@ -30,7 +27,6 @@ class Runtime:
         self.character_config = characters or settings.characters
         self._detector: FaceDetector | None = None
         self._embedder: FaceEmbedder | None = None
-        self._pose: PoseEstimator | None = None
         self._scanner: Scanner | None = None
         self._gallery: Gallery | None = None
         self._character_gallery: CharacterGallery | None = None
@@ -65,16 +61,8 @@ class Runtime:
         return self._gallery
 
     @property
-    def pose(self) -> PoseEstimator:
-        """The 106-point head-pose fit: only reference photos need it (scan faces use the 5-point fit)."""
-        if self._pose is None:
-            self._pose = PoseEstimator.load(self._path(ModelName.FACE_LANDMARKS), self.settings.prefer_gpu,
-                                            self.settings.scan.detection.threads)
-        return self._pose
-
-    @property
     def enroller(self) -> Enroller:
-        return Enroller(self.detector, self.embedder, self.pose, self.settings.scan.references)
+        return Enroller(self.detector, self.embedder, self.settings.scan.quality)
 
     @property
     def character_gallery(self) -> CharacterGallery:
@@ -121,10 +109,6 @@ class Runtime:
             frame_signals.append(ClipProbeSignal(clip, AiImageProbe.from_json(head)))
         if settings.custom_detector is not None:
             frame_signals.append(CustomOnnxSignal(settings.custom_detector))
-        if settings.onscreen.enabled:  # generator marks and AI labels read on screen (PP-OCRv5)
-            ocr = OcrEngine.load(settings.onscreen.det_max_side, settings.scan.detection.threads,
-                                 settings.prefer_gpu, settings.model_paths)
-            frame_signals.append(OnScreenTextSignal(ocr, settings.onscreen))
         swap_probe = None
         if settings.face_swap.enabled:
             swap_probe = FaceSwapProbe.from_json(locate_model(ModelName.FACE_SWAP_PROBE, settings.model_paths))
