@@ -109,7 +109,8 @@ def face_reference_fields(ref: AcceptedReference, stored_path: str) -> dict:
     """The reference_images row of one accepted face reference."""
     return dict(source_name=ref.path.name, sha256=ref.sha256, stored_path=stored_path,
                 embedding=ref.embedding.astype(np.float32).tobytes(),
-                face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw})
+                face={"bbox": ref.bbox, "det_score": ref.det_score, "sharpness": ref.sharpness, "yaw": ref.yaw,
+                      "pitch": ref.pitch})
 
 
 def character_reference_fields(ref: CharacterReference, stored_path: str) -> dict:

@@ -85,7 +85,8 @@ class ReferenceQualityConfig(BaseModel):
     """What a reference photo must be: references decide every later match, so they are held to more than
     scan faces. Three-quarter views are accepted (and tagged with their pose); true profiles are not."""
 
-    min_face_px: float = Field(48.0, ge=8.0, description="Minimum of box width and height in pixels.")
+    min_face_px: float = Field(36.0, ge=8.0, description="Minimum of box width and height in pixels, as for "
+                               "scan faces.")
     min_det_score: float = Field(0.6, ge=0.0, le=1.0, description="Detector confidence floor.")
     min_sharpness: float = Field(
         25.0, ge=0.0, description="Variance of the Laplacian of the aligned crop; below it a reference is "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pipeline.characters import CharacterConfig, CharacterMatcher
 from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
+from pipeline.faces.pose import PoseEstimator
 from pipeline.synthetic.face_forensics import FaceForensics
 from pipeline.synthetic.face_swap import FaceSwapProbe, FaceSwapSignal
 from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
@@ -29,6 +30,7 @@ class Runtime:
         self._embedder: FaceEmbedder | None = None
         self._scanner: Scanner | None = None
         self._gallery: Gallery | None = None
+        self._pose: PoseEstimator | None = None
         self._character_gallery: CharacterGallery | None = None
         self._image_embedder: ClipImageEmbedder | None = None
 
@@ -62,7 +64,15 @@ class Runtime:
 
     @property
     def enroller(self) -> Enroller:
-        return Enroller(self.detector, self.embedder, self.settings.scan.quality)
+    @property
+    def pose(self) -> PoseEstimator:
+        """The 106-point head-pose fit: only reference photos need it (scan faces use the 5-point fit)."""
+        if self._pose is None:
+            self._pose = PoseEstimator.load(self._path(ModelName.FACE_LANDMARKS), self.settings.prefer_gpu,
+                                            self.settings.scan.detection.threads)
+        return self._pose
+
+        return Enroller(self.detector, self.embedder, self.pose, self.settings.scan.references)
 
     @property
     def character_gallery(self) -> CharacterGallery:

@@ -129,7 +129,7 @@ def merge_scan(self, job_id: str) -> None:
         ensure_current(gallery, service.signal)
         uploader = scan_uploader(job.principal, job.params["uploader"])  # never the platform's bare id
         result = merge_segments(info, read_provenance(path), [codec.decode(p) for p in payloads],
-                                runtime.scanner, gallery, uploader)
+                                runtime.scanner, gallery, uploader, bool(job.params.get("declared_ai", False)))
         report = build_report(result)
         evidence.attach_images(report, path, service.media_root, job_id)  # before storing: one report, whole
         webhook = bool(job.params.get("callback_url")) and report["verdict"]["action"] != "allow"

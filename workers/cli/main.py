@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
     gallery = commands.add_parser("gallery", help="registered likenesses").add_subparsers(dest="gallery_command",
                                                                                       required=True)
-    add = gallery.add_parser("add", help="register a likeness from reference images")
+    add = gallery.add_parser("add", help="register a likeness from reference images and clips")
     add.add_argument("--name", required=True)
     add.add_argument("--kind", choices=KINDS, default="person")
     add.add_argument("--owner", default="local", help="rights holder who owns this likeness")
@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="--kind person: a stricter match threshold (cosine similarity, -1 to 1) for this "
                           "likeness alone (known look-alikes)")
     add.add_argument("--face", default=None,
-                     help="which face in photos with several: 'largest' or N (0 = leftmost)")
+                     help="which face in photos with several: 'largest' or N (0 = leftmost); in a reference "
+                          "clip, which person: 'largest' (seen most) or N (N-th most seen)")
     add.add_argument("--played-by", nargs="*", default=[], metavar="ID",
                      help="with --kind character: ids of the registered people who play it (after the files)")
     add.add_argument("files", nargs="+", type=Path)
@@ -95,15 +96,18 @@ def cmd_gallery_add(runtime: Runtime, args) -> int:
         return _add_character(runtime, args)
     if args.played_by:
         raise CliError("--played-by is for --kind character")
-    enrollment = runtime.enroller.enroll(args.files, face=_face_choice(args.face))
-    output = {"accepted": [str(a.path) for a in enrollment.accepted],
-              "rejected": [{"file": str(r.path), "reason": r.reason} for r in enrollment.rejected]}
-    if not enrollment.accepted:
-        print(json.dumps({"id": None, **output}, indent=2))
-        reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in enrollment.rejected)
-        raise CliError(f"no reference image accepted ({reasons})")
-    info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment,
-                               match_threshold=args.threshold)
+    with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:  # stills of reference clips
+        enrollment = runtime.enroller.enroll(args.files, face=_face_choice(args.face), frames_dir=Path(frames_dir))
+        output = {"accepted": [a.label for a in enrollment.accepted],
+                  "references": [{"file": a.label, "yaw": a.yaw, "pitch": a.pitch} for a in enrollment.accepted],
+                  "rejected": [{"file": str(r.path), "reason": r.reason} for r in enrollment.rejected],
+                  **({"clips": enrollment.clips} if enrollment.clips else {})}
+        if not enrollment.accepted:
+            print(json.dumps({"id": None, **output}, indent=2))
+            reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in enrollment.rejected)
+            raise CliError(f"no reference image accepted ({reasons})")
+        info = runtime.gallery.add(args.name, args.kind, args.owner, args.policy, args.authorize, enrollment,
+                                   match_threshold=args.threshold)
     print(json.dumps({"id": info.id, "name": info.name, "kind": info.kind, "owner": info.owner,
                       "policy": info.policy, **output}, indent=2))
     return 0
