@@ -98,7 +98,8 @@ def still_samples(detector: FaceDetector, targets: dict[str, np.ndarray], source
     samples = []
     for name, full in targets.items():
         for shrink in (1.0, 0.6):
-            image = full if shrink == 1.0 else cv2.resize(full, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            image = full if shrink == 1.0 else cv2.resize(full, None, fx=shrink, fy=shrink,
+                                                          interpolation=cv2.INTER_AREA)
             faces = frontal_faces(detector, image, config.min_face_px)[:8]
             encoded = through_h264(image, workdir)
             for face in faces:
@@ -167,7 +168,8 @@ def still_report(samples: list[Sample], condition: str) -> dict:
     fakes = [s for s in samples if s.kind == "fake" and getattr(s, condition) is not None]
     report = {"real_faces": len(real), "fake_faces": len(fakes),
               "real_centre": np.median(real, axis=0).round(3).tolist(),
-              "real_spread": (1.4826 * np.median(np.abs(np.array(real) - np.median(real, axis=0)), axis=0)).round(3).tolist(),
+              "real_spread": (1.4826 * np.median(np.abs(np.array(real) - np.median(real, axis=0)), axis=0))
+              .round(3).tolist(),
               "blend_statistic": {"real": spread([rms_z(d) for d in real]), "auc": {}, "fake": {}},
               "texture_differences_auc": {}}
     for group, keep in FAKE_GROUPS.items():
@@ -179,7 +181,8 @@ def still_report(samples: list[Sample], condition: str) -> dict:
     for group, keep in SIZE_GROUPS.items():
         real_group = [rms_z(getattr(s, condition)) for s in samples
                       if s.kind == "real" and keep(s) and getattr(s, condition) is not None]
-        report["blend_statistic"]["auc"][group] = auc(real_group, [rms_z(getattr(s, condition)) for s in fakes if keep(s)])
+        fake_group = [rms_z(getattr(s, condition)) for s in fakes if keep(s)]
+        report["blend_statistic"]["auc"][group] = auc(real_group, fake_group)
         report["blend_statistic"]["real"][group] = spread(real_group)
     return report
 
@@ -226,8 +229,10 @@ def video_tracks(scanner: Scanner, path: Path, config: ff.FaceForensicsConfig) -
     blending = forensics.track_blending(tracks)
     main = max(blending, key=lambda v: v.faces, default=None)
     return {"blend": None if main is None else main.value,
-            "identity_jitter": max((v for t in tracks if (v := ff.identity_jitter(t, config.jitter_min_faces)) is not None), default=None),
-            "landmark_jitter": max((v for t in tracks if (v := ff.landmark_jitter(t, config.jitter_min_faces)) is not None), default=None),
+            "identity_jitter": max((v for t in tracks if (v := ff.identity_jitter(t, config.jitter_min_faces))
+                                    is not None), default=None),
+            "landmark_jitter": max((v for t in tracks if (v := ff.landmark_jitter(t, config.jitter_min_faces))
+                                    is not None), default=None),
             "signals": {s.name: s.score for s in forensics.signals(tracks)}}
 
 
@@ -251,12 +256,14 @@ def video_samples(detector: FaceDetector, scanner: Scanner, targets: dict[str, n
                                       "mode": mode, "mask": mask, **video_tracks(scanner, path, config)})
                 count += 1
             swapped = per_frame_swap(detector, [Scene(image, 2.6, "zoom_in", box)], source, workdir)
-            out["per_frame_swap"].append({"target": name, "source": source.name, **video_tracks(scanner, swapped, config)})
+            out["per_frame_swap"].append({"target": name, "source": source.name,
+                                          **video_tracks(scanner, swapped, config)})
         print(f"  videos: {name}", flush=True)
     return out
 
 
-def per_frame_swap(detector: FaceDetector, scenes: list[Scene], source: SourceFace, workdir: Path, fps: int = 25) -> Path:
+def per_frame_swap(detector: FaceDetector, scenes: list[Scene], source: SourceFace, workdir: Path,
+                   fps: int = 25) -> Path:
     """Each frame of the real clip with `source` cloned onto the face detected in that frame."""
     duration = sum(s.duration_s for s in scenes)
     frames = []
@@ -293,10 +300,12 @@ def _values(clips: list[dict], key: str) -> list[float]:
 def calibration(samples: list[Sample], videos: dict[str, list[dict]]) -> dict:
     """Real-footage levels behind FaceForensicsConfig: blending over real video tracks and H.264
     stills (each a one-frame track) together, jitters over real video tracks."""
-    blend = _values(videos["real"], "blend") + [rms_z(s.h264) for s in samples if s.kind == "real" and s.h264 is not None]
+    blend = _values(videos["real"], "blend") + [rms_z(s.h264) for s in samples
+                                                if s.kind == "real" and s.h264 is not None]
     levels = {"blend": blend, "identity_jitter": _values(videos["real"], "identity_jitter"),
               "landmark_jitter": _values(videos["real"], "landmark_jitter")}
-    return {key: {"n": len(v), "typical_p50": round(float(np.median(v)), 3), "alarm_p95": round(float(np.percentile(v, 95)), 3)}
+    return {key: {"n": len(v), "typical_p50": round(float(np.median(v)), 3),
+                  "alarm_p95": round(float(np.percentile(v, 95)), 3)}
             for key, v in levels.items()}
 
 
@@ -316,7 +325,8 @@ def observe_cost(detector: FaceDetector, embedder: FaceEmbedder, config: ff.Face
         started = time.process_time()
         for _ in range(20):
             forensics.observe(frame, faces)
-        cost[f"{width}x{height}"] = {"faces": len(faces), "face_px": int(max((f.bbox[2] - f.bbox[0] for f in faces), default=0)),
+        cost[f"{width}x{height}"] = {"faces": len(faces),
+                                     "face_px": int(max((f.bbox[2] - f.bbox[0] for f in faces), default=0)),
                                      "cpu_ms_per_frame": round((time.process_time() - started) * 1000 / 20, 2)}
     return cost
 
@@ -346,7 +356,8 @@ def main() -> None:
         "videos": video_report(videos),
         "calibration": calibration(samples, videos),
         "video_clips": videos,
-        "observe_cpu_ms": {"scan_frames": spread(scanner.observe_ms), "by_frame_size": observe_cost(detector, embedder, config)},
+        "observe_cpu_ms": {"scan_frames": spread(scanner.observe_ms),
+                           "by_frame_size": observe_cost(detector, embedder, config)},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

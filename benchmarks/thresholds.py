@@ -84,7 +84,9 @@ def summary(genuine: np.ndarray, impostor: np.ndarray) -> dict:
     for threshold in np.round(np.arange(0.20, 0.61, 0.02), 2):
         rates[f"{threshold:.2f}"] = {"false_match_rate": float(np.mean(impostor >= threshold)),
                                      "false_non_match_rate": float(np.mean(genuine < threshold))}
-    pct = lambda a, q: float(np.percentile(a, q))
+    def pct(a: np.ndarray, q: float) -> float:
+        return float(np.percentile(a, q))
+
     return {
         "genuine": {"pairs": len(genuine), "min": float(genuine.min()), "p1": pct(genuine, 1), "p5": pct(genuine, 5),
                     "median": pct(genuine, 50), "max": float(genuine.max())},

@@ -38,7 +38,8 @@ def eye_distance(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[0] - landmarks[1]))
 
 
-def clone_face(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFace, mode: str, mask: str) -> np.ndarray:
+def clone_face(target: np.ndarray, target_landmarks: np.ndarray, source: SourceFace, mode: str,
+               mask: str) -> np.ndarray:
     """`source`'s face warped onto the target face by a 5-point similarity and seamlessly cloned."""
     matrix, _ = cv2.estimateAffinePartial2D(source.landmarks.astype(np.float32), target_landmarks.astype(np.float32),
                                             method=cv2.LMEDS)

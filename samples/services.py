@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import redis
@@ -69,7 +69,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
@@ -155,7 +155,7 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
 
-    def start(self, wait_models: bool = True, timeout: float = 120) -> "WorkerProcess":
+    def start(self, wait_models: bool = True, timeout: float = 120) -> WorkerProcess:
         queue = self.stack.service_fields()["queue"]
         command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool=prefork",
                    f"--concurrency={self.concurrency}", f"--queues={queue}", f"--hostname={self.name}@%h",

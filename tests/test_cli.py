@@ -73,7 +73,8 @@ def test_reference_rejections_say_why(tmp_path):
     assert reasons["notes.jpg"] == "not a readable image"
     assert reasons["players.jpg"].startswith("several faces")
     assert len(result.stderr.strip().splitlines()) == 1
-    picked = likeness(home, "gallery", "add", "--name", "Biggest", "--face", "largest", str(package_photo("players.jpg")))
+    picked = likeness(home, "gallery", "add", "--name", "Biggest", "--face", "largest",
+                      str(package_photo("players.jpg")))
     assert picked.returncode == 0, picked.stderr
 
 

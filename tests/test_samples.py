@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from samples import packages
-from samples.broken import write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4, write_zero_byte
+from samples.broken import (write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4,
+                            write_zero_byte)
 from samples.clips import Scene, encode_video, frame_at, reported_rotation, scene_times
 from samples.photos import package_photo, photo_package
 

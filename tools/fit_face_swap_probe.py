@@ -204,7 +204,8 @@ def build_samples(detector: FaceDetector, rng: random.Random, workdir: Path) -> 
     for name, full in images.items():
         target = person(name)
         for shrink in ((1.0, 0.6) if "/" not in name else (1.0,)):
-            image = full if shrink == 1.0 else cv2.resize(full, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            image = full if shrink == 1.0 else cv2.resize(full, None, fx=shrink, fy=shrink,
+                                                          interpolation=cv2.INTER_AREA)
             image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
             faces = frontal_faces(detector, image, 40)[:20]
             if not faces:
@@ -348,7 +349,8 @@ def evaluate(x: np.ndarray, samples: list[Sample], l2: float, fit_codecs: tuple[
     real = logits[y[idx] == 0]
     by_kind = {k: round(auc(real, logits[kinds[idx] == k]), 3) for k in FAKE_KINDS}
     fake = logits[(y[idx] == 1) & np.isin(kinds[idx], FIT_KINDS)]
-    detection = {f"{kind}_at_{q}pct_false_alarm": round(float((logits[kinds[idx] == kind] > np.percentile(real, 100 - q)).mean()), 3)
+    detection = {f"{kind}_at_{q}pct_false_alarm":
+                 round(float((logits[kinds[idx] == kind] > np.percentile(real, 100 - q)).mean()), 3)
                  for kind in FAKE_KINDS for q in (5, 1)}
     alarm = np.percentile(real, 95)
     false_alarm_by_real_kind = {k: round(float((logits[kinds[idx] == k] > alarm).mean()), 3)
@@ -462,11 +464,13 @@ def main() -> None:
     counts = {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})}
     report = {"samples": counts, "people": sorted({s.target for s in samples}), "held_out_people": list(HELD_OUT),
               "embed_cpu_s_per_face": round(embed_s, 3), "provider": clip.provider,
-              "trials": {str(l2): {k: v for k, v in t.items() if not k.endswith("_logits")} for l2, t in trials.items()},
+              "trials": {str(l2): {k: v for k, v in t.items() if not k.endswith("_logits")}
+                         for l2, t in trials.items()},
               "chosen_l2": best["l2"], "calibration": calibration,
               "fitted_on_h264_only": {k: v for k, v in unseen_encoders.items() if not k.endswith("_logits")},
               "real_logits": {f"p{q}": round(float(np.percentile(real, q)), 3) for q in (5, 50, 95, 99, 99.5)},
-              "fake_logits": {f"p{q}": round(float(np.percentile(best["fake_logits"], q)), 3) for q in (5, 25, 50, 75, 95)}}
+              "fake_logits": {f"p{q}": round(float(np.percentile(best["fake_logits"], q)), 3)
+                              for q in (5, 25, 50, 75, 95)}}
     held = [i for i, s in enumerate(samples) if s.target in HELD_OUT]
     if held:
         logits = x[held] @ weights + bias

@@ -65,7 +65,7 @@ def test_a_platform_deletes_its_scan_and_old_scans_are_purged(make_stack, make_c
     refused = client.http.delete(f"/v1/scans/{scan_id}", headers=tube)  # not scanned yet: refused, nothing lost
     assert refused.status_code == 409 and "still queued or running" in refused.json()["error"]["reason"]
     for job_id in (scan_id, path_scan):
-        job = wait_for(lambda: client.finished(job_id, tube), 120, "the scan")
+        job = wait_for(lambda j=job_id: client.finished(j, tube), 120, "the scan")
         assert job["status"] == "done", (job, worker.tail())
 
     db = Database.open(stack.database_url)

@@ -48,7 +48,8 @@ def clips(tmp_path_factory, pictures, photo):
     folder = tmp_path_factory.mktemp("forensics")
     clips = {kind: encode_video(folder / f"{kind}.mp4", [Scene(_letterboxed(pictures[kind]), 2.0)], size=SIZE, crf=18)
              for kind in ("real", "fake")}
-    clips["small_faces"] = encode_video(folder / "small.mp4", [Scene(_letterboxed(photo("t1.jpg"), 0.8), 1.5)], size=SIZE)
+    small = [Scene(_letterboxed(photo("t1.jpg"), 0.8), 1.5)]
+    clips["small_faces"] = encode_video(folder / "small.mp4", small, size=SIZE)
     return clips
 
 

@@ -162,7 +162,8 @@ def test_a_real_talking_face_is_not_taken_for_a_paste_and_a_face_pasted_on_it_is
     assert signals["landmark_jitter"].score > 0.9 and signals["landmark_jitter"].weight == 0.0
 
     grace = photo("grace_hopper.jpg")
-    source = SourceFace("grace", grace, max(detector.detect(grace), key=lambda f: float(f.bbox[2] - f.bbox[0])).landmarks)
+    largest = max(detector.detect(grace), key=lambda f: float(f.bbox[2] - f.bbox[0]))
+    source = SourceFace("grace", grace, largest.landmarks)
     with av.open(str(real)) as container:
         frames = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
     swapped = []

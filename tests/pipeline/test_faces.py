@@ -22,10 +22,10 @@ BALD_GUYS = {
 }
 
 
-def _faces(detector, embedder, image, quality=QualityConfig()):
+def _faces(detector, embedder, image, quality: QualityConfig | None = None):
     detections = detector.detect(image)
     crops = [align_face(image, d.landmarks) for d in detections]
-    qualities = [assess(d, c, quality) for d, c in zip(detections, crops)]
+    qualities = [assess(d, c, quality or QualityConfig()) for d, c in zip(detections, crops)]
     return detections, qualities, embedder.embed(crops)
 
 
