@@ -49,8 +49,21 @@ def staged_files(job_params: dict) -> list[tuple[Path, str]]:
 
 
 def enrollment_summary(enrollment: EnrollmentResult, names: dict[Path, str]) -> dict:
-    return {"accepted": [names.get(a.path, a.path.name) for a in enrollment.accepted],
-            "rejected": [{"file": names.get(r.path, r.path.name), "reason": r.reason} for r in enrollment.rejected]}
+    """The CLI's words, each reference named as uploaded ("clip.mp4@12.50s" for a still of a clip)."""
+    by_stored = {path.name: name for path, name in names.items()}
+
+    def label(reference) -> str:
+        if reference.path in names:
+            return names[reference.path]
+        clip, _, at = reference.label.rpartition("@")
+        return f"{by_stored.get(clip, clip)}@{at}"
+
+    summary = {"accepted": [label(a) for a in enrollment.accepted],
+               "rejected": [{"file": names.get(r.path, r.path.name), "reason": r.reason} for r in enrollment.rejected]}
+    if enrollment.clips:
+        summary["clips"] = [{**c, "clip": by_stored.get(Path(c["clip"]).name, Path(c["clip"]).name)}
+                            for c in enrollment.clips]
+    return summary
 
 
 def _no_reference(rejected: list[dict]) -> JobFailed:
@@ -62,18 +75,20 @@ def register_person(runtime: Runtime, job: JobRow) -> dict:
     """Enroll the job's faces and register the likeness; the job's result."""
     params = job.params
     files = staged_files(params)
-    enrollment = runtime.enroller.enroll([path for path, _ in files], face=params.get("face"))
-    summary = enrollment_summary(enrollment, dict(files))
-    if not enrollment.accepted:
-        raise _no_reference(summary["rejected"])
-    identity_id = None
-    if job.attempts > 1:
-        identity_id = runtime.gallery.store.registered_since(job.principal, params["name"],
-                                                             {a.sha256 for a in enrollment.accepted}, job.created_at)
-    if identity_id is None:
-        identity_id = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
-                                          params["authorized_uploaders"], enrollment,
-                                          match_threshold=params.get("match_threshold")).id  # absent in older jobs
+    with tempfile.TemporaryDirectory(prefix="likeness-frames-") as frames_dir:  # stills of reference clips
+        enrollment = runtime.enroller.enroll([path for path, _ in files], face=params.get("face"),
+                                             frames_dir=Path(frames_dir))
+        summary = enrollment_summary(enrollment, dict(files))
+        if not enrollment.accepted:
+            raise _no_reference(summary["rejected"])
+        identity_id = None
+        if job.attempts > 1:
+            identity_id = runtime.gallery.store.registered_since(
+                job.principal, params["name"], {a.sha256 for a in enrollment.accepted}, job.created_at)
+        if identity_id is None:
+            identity_id = runtime.gallery.add(params["name"], params["kind"], job.principal, params["policy"],
+                                              params["authorized_uploaders"], enrollment,
+                                              match_threshold=params.get("match_threshold")).id  # absent in older jobs
     return {"identity_id": identity_id, **summary}
 
 

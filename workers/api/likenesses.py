@@ -75,8 +75,10 @@ def _check_cast(svc: Service, kind: str, played_by: list[str]) -> None:
              summary="Register a likeness from reference images (enrolled by a worker)")
 def register(
     name: str = Form(min_length=1, max_length=200),
-    files: list[UploadFile] = File(description="Reference images (JPEG/PNG), one face each; for a character "
-                                               "also artwork and short clips (a few frames of each are taken)."),
+    files: list[UploadFile] = File(description="Reference images (JPEG/PNG), one face each, and clips: from a "
+                                               "person's clip (an interview) the dominant person's most varied "
+                                               "sharp faces are kept (`face` picks a person when none dominates); "
+                                               "for a character also artwork (a few frames of each clip)."),
     kind: str = Form("person", description=f"One of {', '.join(KINDS)}."),
     policy: str = Form(DEFAULT_POLICY.value, description=f"One of {', '.join(p.value for p in Policy)}."),
     authorized_uploaders: list[str] = Form([], description=AUTHORIZED_UPLOADERS),
