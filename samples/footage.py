@@ -199,7 +199,11 @@ def kphotoalbum_photos(root: Path | None = None) -> list[TaggedPhoto]:
                 continue
             for value in option.iter("value"):
                 area = value.get("area")
-                people[value.get("value", "")] = tuple(int(v) for v in area.split()) if area else None  # type: ignore[misc]
+                box = None
+                if area:
+                    x, y, w, h = (int(v) for v in area.split())
+                    box = (x, y, w, h)
+                people[value.get("value", "")] = box
         tagged.append(TaggedPhoto(photo(key, root), int(image.get("angle") or 0), people))
     return tagged
 
