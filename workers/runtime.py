@@ -63,8 +63,6 @@ class Runtime:
         return self._gallery
 
     @property
-    def enroller(self) -> Enroller:
-    @property
     def pose(self) -> PoseEstimator:
         """The 106-point head-pose fit: only reference photos need it (scan faces use the 5-point fit)."""
         if self._pose is None:
@@ -72,6 +70,8 @@ class Runtime:
                                             self.settings.scan.detection.threads)
         return self._pose
 
+    @property
+    def enroller(self) -> Enroller:
         return Enroller(self.detector, self.embedder, self.pose, self.settings.scan.references)
 
     @property
