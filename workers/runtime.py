@@ -8,6 +8,8 @@ from pipeline.faces.pose import PoseEstimator
 from pipeline.synthetic.face_forensics import FaceForensics
 from pipeline.synthetic.face_swap import FaceSwapProbe, FaceSwapSignal
 from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
+from pipeline.synthetic.onscreen import OnScreenTextSignal
+from pipeline.onscreen.ocr import OcrEngine
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
 from pipeline.models import ModelName, available_providers, locate_model
 from pipeline.scan import Scanner
@@ -119,6 +121,10 @@ class Runtime:
             frame_signals.append(ClipProbeSignal(clip, AiImageProbe.from_json(head)))
         if settings.custom_detector is not None:
             frame_signals.append(CustomOnnxSignal(settings.custom_detector))
+        if settings.onscreen.enabled:  # generator marks and AI labels read on screen (PP-OCRv5)
+            ocr = OcrEngine.load(settings.onscreen.det_max_side, settings.scan.detection.threads,
+                                 settings.prefer_gpu, settings.model_paths)
+            frame_signals.append(OnScreenTextSignal(ocr, settings.onscreen))
         swap_probe = None
         if settings.face_swap.enabled:
             swap_probe = FaceSwapProbe.from_json(locate_model(ModelName.FACE_SWAP_PROBE, settings.model_paths))

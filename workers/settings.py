@@ -13,6 +13,7 @@ from pipeline.config import ScanConfig
 from pipeline.synthetic.face_forensics import FaceForensicsConfig
 from pipeline.synthetic.face_swap import FaceSwapConfig
 from pipeline.synthetic.frame_detectors import CustomDetectorConfig
+from pipeline.synthetic.onscreen import OnScreenConfig
 from pipeline.policy import PolicyConfig
 from pipeline.synthetic.analyzer import SyntheticConfig
 from workers.service_config import ServiceConfig
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     synthetic: SyntheticConfig = SyntheticConfig()
     forensics: FaceForensicsConfig = FaceForensicsConfig()
     face_swap: FaceSwapConfig = FaceSwapConfig()
+    onscreen: OnScreenConfig = OnScreenConfig()
     characters: CharacterConfig = CharacterConfig()
     index: IndexConfig = IndexConfig()
     service: ServiceConfig = ServiceConfig()
