@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -56,7 +56,7 @@ class ClipFace:
 @dataclass
 class Person:
     faces: list[ClipFace] = field(default_factory=list)
-    total: np.ndarray | None = None
+    total: np.ndarray = field(default_factory=lambda: np.zeros(512, dtype=np.float32))
 
     @property
     def centre(self) -> np.ndarray:
@@ -64,7 +64,7 @@ class Person:
 
     def add(self, face: ClipFace) -> None:
         self.faces.append(face)
-        self.total = face.embedding.copy() if self.total is None else self.total + face.embedding
+        self.total = self.total + face.embedding
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,8 @@ def pick_person(people: list[Person], face: str | int | None, dominance: float) 
     return people[index], None
 
 
-def diverse_faces(person: Person, config: ClipReferenceConfig, acceptable: Callable[[ClipFace], bool]) -> list[ClipFace]:
+def diverse_faces(person: Person, config: ClipReferenceConfig,
+                  acceptable: Callable[[ClipFace], bool]) -> list[ClipFace]:
     """Up to `max_references` faces that pass `acceptable`, the first the sharpest near-frontal one, each
     next the one most unlike those kept (pose difference in 30-degree steps plus embedding distance),
     sharper first among equals, at least `min_gap_s` from those kept."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -15,7 +15,7 @@ from pipeline.config import ReferenceQualityConfig, SamplingConfig
 from pipeline.faces.align import align_face
 from pipeline.faces.detector import FaceDetector
 from pipeline.faces.embedder import FaceEmbedder
-from pipeline.faces.pose import PoseEstimator
+from pipeline.faces.pose import HeadPose, PoseEstimator
 from pipeline.faces.quality import reference_problem, sharpness
 from pipeline.video import VideoInputError, probe
 
@@ -86,7 +86,10 @@ class Enroller:
                 clips.append(summary)
                 continue
             outcome = self._one(path, face)
-            (accepted if isinstance(outcome, AcceptedReference) else rejected).append(outcome)
+            if isinstance(outcome, AcceptedReference):
+                accepted.append(outcome)
+            else:
+                rejected.append(outcome)
         kept, outliers = _consistent(accepted)
         return EnrollmentResult(kept, rejected + outliers, clips)
 
@@ -95,12 +98,13 @@ class Enroller:
         faces, frames = faces_in_clip(path, self._detector, self._embedder, self._clips, self._sampling,
                                       self._quality.min_face_px, self._quality.min_det_score)
         people = group_people(faces, self._clips.link_similarity)
-        summary = {"clip": str(path), "frames_looked_at": frames,
-                   "people_seen": [len(p.faces) for p in people[:8]], "kept": []}
+        summary: dict = {"clip": str(path), "frames_looked_at": frames,
+                         "people_seen": [len(p.faces) for p in people[:8]], "kept": []}
         person, problem = pick_person(people, face, self._clips.dominance)
         if person is None:
-            return [], [RejectedReference(path, problem)], summary
-        poses = {}
+            return [], [RejectedReference(path, problem or "no person chosen")], summary
+        poses: dict[int, HeadPose] = {}
+        kept_faces: list[dict] = []
 
         def acceptable(candidate: ClipFace) -> bool:
             pose = self._pose.estimate(candidate.frame, candidate.bbox, candidate.landmarks)
@@ -121,8 +125,9 @@ class Enroller:
                 path=still, sha256=hashlib.sha256(still.read_bytes()).hexdigest(), embedding=kept.embedding,
                 bbox=[float(v) for v in kept.bbox], det_score=kept.det_score, sharpness=kept.sharpness,
                 yaw=round(pose.yaw, 1), pitch=round(pose.pitch, 1), label=label))
-            summary["kept"].append({"t_s": round(kept.t_s, 2), "yaw": round(pose.yaw, 1), "pitch": round(pose.pitch, 1),
-                                    "sharpness": round(kept.sharpness, 1)})
+            kept_faces.append({"t_s": round(kept.t_s, 2), "yaw": round(pose.yaw, 1), "pitch": round(pose.pitch, 1),
+                               "sharpness": round(kept.sharpness, 1)})
+        summary["kept"] = kept_faces
         summary["why"] = (f"the person seen in {len(person.faces)} of {sum(len(p.faces) for p in people)} faces; "
                           f"{len(chosen)} sharp faces kept that differ most in pose and appearance")
         return accepted, [], summary

@@ -40,7 +40,7 @@ def _track(track: Track, match: TrackMatch, face_swap: dict[int, float]) -> dict
 
 def _evidence(finding: Finding) -> list[dict]:
     """The best frames of the finding: usable faces with the highest similarity."""
-    items = []
+    items: list[dict] = []
     for track, match in zip(finding.tracks, finding.matches):
         if isinstance(track, CharacterTrack):  # image path: its best crop per frame
             items += [{"t_s": _r(h.t_s), "bbox": list(h.box), "similarity": _r(h.similarity),

@@ -8,7 +8,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class Scanner:
         for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
             faces = self._faces(frame, watch, dropped, tracker)
             for face in faces:
-                if not face.quality.usable:
+                if face.quality.reason is not None:
                     dropped[face.quality.reason.split(" (")[0]] += 1
             started = time.perf_counter()
             tracker.update(faces, frame.t_s)
@@ -159,26 +159,27 @@ class Scanner:
         against the gallery as it is now. `declared_ai`: the uploader declared the content AI-generated."""
         watch = _Stopwatch(observation.timings_ms)
         tracks = observation.tracks
-        samples = observation.characters if self.characters is not None else None
+        characters = self.characters
+        samples = observation.characters if characters is not None else None
         started = time.perf_counter()
         matches = decide_tracks(tracks, gallery, self.config.match)
-        if samples is not None:  # face-path decisions about characters
-            matches = self.characters.review(tracks, matches, gallery, self.config.match)
+        if characters is not None and samples is not None:  # face-path decisions about characters
+            matches = characters.review(tracks, matches, gallery, self.config.match)
         watch.add("match", started)
         synthetic = observation.synthetic
         disclosure = replace(synthetic.disclosure, uploader=declared_ai)
         ai = assess_ai(synthetic.score, synthetic.declared, disclosure, synthetic.summary, synthetic.face_swap,
                        self.policy)
         character_result = None
-        if samples is not None:  # search every sample at once, decide character tracks
+        if characters is not None and samples is not None:  # search every sample at once, decide character tracks
             started = time.perf_counter()
-            character_result = self.characters.decide(samples.samples, samples.frames_embedded,
+            character_result = characters.decide(samples.samples, samples.frames_embedded,
                                                       max((t.track_id for t in tracks), default=0) + 1)
             watch.add("characters", started)
         started = time.perf_counter()
         findings = self._findings(tracks, matches, ai, uploader)
-        if character_result is not None:  # the image path's tracks join the findings
-            findings, character_result = self.characters.findings(findings, character_result, ai, uploader)
+        if characters is not None and character_result is not None:  # the image path's tracks join the findings
+            findings, character_result = characters.findings(findings, character_result, ai, uploader)
         result_verdict = verdict(findings, ai, self.policy)
         watch.add("decide", started)
         return ScanResult(info=observation.info, frames_sampled=observation.decode.sampled, tracks=tracks,
@@ -238,6 +239,8 @@ class Scanner:
             chosen = accepted or pairs
             best = max(chosen, key=lambda tm: tm[1].similarity)[1]
             identity = best.candidate
+            if identity is None:  # match and weak decisions always name their candidate
+                continue
             own = evidence_for(ai, [t.track_id for t, _ in chosen], self.policy)
             action, reasons = decide_finding(identity, best, own, uploader)
             if not accepted and action.value == "allow":

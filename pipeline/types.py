@@ -56,6 +56,13 @@ class FaceObservation:
     crop: np.ndarray | None = None  # aligned 112x112 BGR until the tracker has taken it
 
     @property
+    def vector(self) -> np.ndarray:
+        """The embedding of a face known to be embedded (usable or embedded faces of a track)."""
+        if self.embedding is None:
+            raise ValueError(f"face at {self.t_s:.2f} s was linked by overlap and has no embedding")
+        return self.embedding
+
+    @property
     def evidence_score(self) -> float:
         """How good this face is as evidence: usable first, then size times confidence."""
         return (1000.0 if self.quality.usable else 0.0) + self.quality.size_px * self.det_score

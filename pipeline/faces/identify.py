@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.config import MatchConfig
 from pipeline.faces.tracking import aggregate_embedding
-from pipeline.types import IdentityInfo, IdentityScore, ReferenceHit, Track, TrackMatch
+from pipeline.types import FaceObservation, IdentityInfo, IdentityScore, ReferenceHit, Track, TrackMatch
 
 
 class GallerySearcher(Protocol):
@@ -42,20 +42,21 @@ def decide_tracks(tracks: Sequence[Track], gallery: GallerySearcher | None, conf
     aggregates = [aggregate_embedding(track) for track in tracks]
     if gallery is None:
         return [_unmatched(track, agg, "gallery is empty") for track, agg in zip(tracks, aggregates)]
-    queries, owners = [], []
+    queries: list[np.ndarray] = []
+    owners: list[tuple[int, FaceObservation | None]] = []
     for i, (track, agg) in enumerate(zip(tracks, aggregates)):
         if agg is None:
             continue
         queries.append(agg)
         owners.append((i, None))
         for face in track.usable_faces:
-            queries.append(face.embedding)
+            queries.append(face.vector)
             owners.append((i, face))
     results = gallery.search(np.stack(queries), config.top_k) if queries else []
     per_track: dict[int, tuple[list[ReferenceHit], list[list[ReferenceHit]]]] = {}
-    for (i, face), hits in zip(owners, results):
+    for (i, owner), hits in zip(owners, results):
         agg_hits, face_hits = per_track.setdefault(i, ([], []))
-        if face is None:
+        if owner is None:
             agg_hits.extend(hits)
         else:
             face_hits.append(hits)

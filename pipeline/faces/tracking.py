@@ -77,7 +77,7 @@ class FaceTracker:
                 self._next_id += 1
 
     def _close_stale(self, t_s: float) -> None:
-        still = []
+        still: list[Track] = []
         for track in self._open:
             (still if t_s - track.end_s <= self._config.max_gap_s else self._closed).append(track)
         self._open = still
@@ -102,7 +102,7 @@ def _appearance(track: Track) -> np.ndarray | None:
     if not embedded:
         return None
     recent = [f for f in embedded[-_RECENT * 2:] if f.quality.usable][-_RECENT:] or embedded[-_RECENT:]
-    mean = np.mean([f.embedding for f in recent], axis=0)
+    mean = np.mean([f.vector for f in recent], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
@@ -116,7 +116,7 @@ def aggregate_embedding(track: Track, outlier_similarity: float = 0.2) -> np.nda
     usable = track.usable_faces
     if not usable:
         return None
-    embeddings = np.stack([f.embedding for f in usable])
+    embeddings = np.stack([f.vector for f in usable])
     weights = np.array([min(f.quality.size_px, 160.0) * f.quality.det_score * f.quality.weight for f in usable])
     mean = _normalise(weights @ embeddings)
     sims = embeddings @ mean

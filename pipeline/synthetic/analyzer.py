@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -147,14 +148,14 @@ def watermark_signal(frames: Sequence[np.ndarray]) -> Signal:
 
 def fuse(signals: list[Signal], config: SyntheticConfig) -> SyntheticResult:
     decisive = [s for s in signals if s.decisive]
-    weighted = [s for s in signals if s.score is not None and s.weight > 0 and not s.decisive]
-    numerator = config.prior_weight * config.prior + sum(s.weight * s.score for s in weighted)
-    denominator = config.prior_weight + sum(s.weight for s in weighted)
+    weighted = [(s, s.score) for s in signals if s.score is not None and s.weight > 0 and not s.decisive]
+    numerator = config.prior_weight * config.prior + sum(s.weight * value for s, value in weighted)
+    denominator = config.prior_weight + sum(s.weight for s, _ in weighted)
     score = numerator / denominator
     if decisive:
         score = max(score, 0.99)
-    strongest = sorted(weighted, key=lambda s: s.weight * s.score, reverse=True)[:2]
-    parts = [s.detail for s in decisive] + [f"{s.name} {s.score:.2f}" for s in strongest]
+    strongest = sorted(weighted, key=lambda sv: sv[0].weight * sv[1], reverse=True)[:2]
+    parts = [s.detail for s in decisive] + [f"{s.name} {value:.2f}" for s, value in strongest]
     summary = "; ".join(parts) if parts else "no signal found AI generation"
     disclosure = Disclosure(**{name: True for s in signals for name in s.discloses})
     return SyntheticResult(score=round(float(score), 4), signals=signals, declared=bool(decisive),

@@ -20,7 +20,8 @@ def estimator() -> PoseEstimator:
 
 def _face_at(detector, image, centre):
     """The detected face whose box holds `centre` (x, y): a face chosen by looking at the photo."""
-    found = [d for d in detector.detect(image) if d.bbox[0] <= centre[0] <= d.bbox[2] and d.bbox[1] <= centre[1] <= d.bbox[3]]
+    found = [d for d in detector.detect(image)
+             if d.bbox[0] <= centre[0] <= d.bbox[2] and d.bbox[1] <= centre[1] <= d.bbox[3]]
     assert len(found) == 1, f"{len(found)} faces at {centre}"
     return found[0]
 
