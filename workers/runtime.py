@@ -37,7 +37,9 @@ class Runtime:
         self._image_embedder: ClipImageEmbedder | None = None
 
     def _path(self, name: ModelName):
-        return self.settings.model_paths.get(name.value)
+        """Every model file goes through the registry: the user's override (its hash logged) or the packaged
+        file, checked against its pinned hash."""
+        return locate_model(name, self.settings.model_paths)
 
     @property
     def detector(self) -> FaceDetector:

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gallery.store import KINDS, check_match_threshold
+from pipeline.models import ModelNotFoundError
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.report import build_report, write_thumbnails
 from pipeline.video import VideoInputError, probe
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = Runtime(settings)
         handler = COMMANDS[(args.command, getattr(args, "gallery_command", None))]
         return handler(runtime, args)
-    except (CliError, VideoInputError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (CliError, VideoInputError, ValueError, FileNotFoundError, PermissionError, ModelNotFoundError) as exc:
         print(f"likeness: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
