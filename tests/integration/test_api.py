@@ -1,6 +1,6 @@
 """The HTTP API's contract without workers: keys and roles, JSON errors, size limits, path
-traversal, idempotent submission, OpenAPI, a submission that survives an unreachable Redis, and
-a likeness's fields validated on registration and changed by its owner alone."""
+traversal (paths resolve in the platform's folder), idempotent submission, OpenAPI, a submission
+that survives an unreachable Redis, and a likeness's fields validated on registration and changed by its owner alone."""
 from __future__ import annotations
 
 import os
@@ -53,17 +53,17 @@ def test_submission_errors_are_json_with_a_reason(make_stack, make_client, tmp_p
     stack = make_stack(max_upload_bytes=200_000, max_reference_bytes=50_000, max_references=2)
     client = make_client(stack)
     http, platform, owner = client.http, client.key("platform", "tube"), client.key("rights_holder", "nba")
-    clip = copy_into(stack.media_root, video("yao-static-5s"), "in/clip.mp4")
+    clip = copy_into(stack.media_root, video("yao-static-5s"), "platforms/tube/in/clip.mp4")  # tube's folder
     outside = tmp_path / "secret.mp4"
     outside.write_bytes(b"x" * 100)
-    os.symlink(outside, stack.media_root / "in" / "link.mp4")
+    os.symlink(outside, stack.media_root / "platforms" / "tube" / "in" / "link.mp4")
 
     def scan(**data):
         return http.post("/v1/scans", headers=platform, data={"uploader": "u", **data})
 
     assert "without '..'" in _error(scan(path="../secret.mp4"), 400)
     assert "without '..'" in _error(scan(path=str(clip)), 400)  # absolute
-    assert "leaves the media root" in _error(scan(path="in/link.mp4"), 400)
+    assert "leaves your platform's folder" in _error(scan(path="in/link.mp4"), 400)
     assert "no file" in _error(scan(path="in/missing.mp4"), 404)
     assert "exactly one" in _error(scan(), 400)
     assert "http(s)" in _error(scan(path="in/clip.mp4", callback_url="file:///etc/passwd"), 400)
@@ -98,8 +98,8 @@ def test_same_upload_is_one_job(make_stack, make_client):
     stack = make_stack()
     client = make_client(stack)
     platform = client.key("platform", "tube")
-    copy_into(stack.media_root, video("yao-static-5s"), "a.mp4")
-    copy_into(stack.media_root, video("yao-static-5s"), "b.mp4")
+    copy_into(stack.media_root, video("yao-static-5s"), "platforms/tube/a.mp4")
+    copy_into(stack.media_root, video("yao-static-5s"), "platforms/tube/b.mp4")
     first = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "a.mp4"})
     same_bytes = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "b.mp4"})
     other_uploader = client.http.post("/v1/scans", headers=platform, data={"uploader": "v", "path": "a.mp4"})
@@ -113,7 +113,7 @@ def test_same_upload_is_one_job(make_stack, make_client):
 def test_openapi_and_health(make_stack, make_client):
     client = make_client(make_stack())
     schema = client.http.get("/openapi.json").json()
-    assert {"/v1/scans", "/v1/scans/{job_id}/report", "/v1/jobs/{job_id}", "/v1/likenesses",
+    assert {"/v1/scans", "/v1/scans/{scan_id}/report", "/v1/jobs/{job_id}", "/v1/likenesses",
             "/v1/likenesses/{identity_id}", "/v1/findings", "/v1/keys", "/v1/keys/{key_id}", "/v1/health"} \
         <= set(schema["paths"])
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
@@ -127,7 +127,7 @@ def test_submission_survives_unreachable_redis(make_stack, make_client, redis_ur
     stack = make_stack(redis=dead, publish_retry_s=0.0, redis_timeout_s=0.5, stale_after_s=5.0)
     client = make_client(stack)
     platform = client.key("platform", "tube")
-    copy_into(stack.media_root, video("yao-static-5s"), "a.mp4")
+    copy_into(stack.media_root, video("yao-static-5s"), "platforms/tube/a.mp4")
     submitted = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "a.mp4"})
     assert submitted.status_code == 202 and submitted.json()["status"] == "queued"
     assert client.http.get("/v1/health").status_code == 503

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import redis
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from workers.api.deps import require, service
+from workers.api.fields import ID_PATTERN
 from workers.data.keys import Principal
 from workers.api.schemas import Health, IssuedKeyOut, KeyIn, KeyOut
 from workers.service import Service
@@ -29,7 +30,8 @@ def list_keys(_: Principal = Depends(admin), svc: Service = Depends(service)) ->
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204, tags=["keys"], summary="Revoke a key")
-def revoke_key(key_id: str, _: Principal = Depends(admin), svc: Service = Depends(service)) -> Response:
+def revoke_key(key_id: str = Path(max_length=64, pattern=ID_PATTERN), _: Principal = Depends(admin),
+               svc: Service = Depends(service)) -> Response:
     if svc.keys.revoke(key_id) is None:
         raise HTTPException(404, f"no active key {key_id}")
     return Response(status_code=204)

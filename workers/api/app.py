@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workers.api import admin, jobs, likenesses, scans
@@ -69,9 +70,40 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class CatchAll:
+    """An error no handler took becomes the JSON 500 here, and goes no further: re-raised to the
+    server (as Starlette's last-resort handler does), it makes the server close a kept-alive
+    connection. The full error goes to the log, never to the client."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half a response is out: nothing better can be sent
+            await _error(500, "internal error")(scope, receive, send)
+
+
 def _validation_reason(exc: RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header", "path"))
+    loc = list(first.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "header", "path", "cookie"):  # where it came from, not a field name
+        loc = loc[1:]
+    where = ".".join(str(p) for p in loc)
     return f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")
 
 
@@ -86,6 +118,7 @@ def create_api(settings: Settings, service: Service | None = None) -> FastAPI:
         "/v1/scans": limits.max_upload_bytes + _FORM_OVERHEAD,
         "/v1/likenesses": limits.max_reference_bytes * limits.max_references + _FORM_OVERHEAD,
     })
+    api.add_middleware(CatchAll)  # outermost of ours
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -98,6 +131,11 @@ def create_api(settings: Settings, service: Service | None = None) -> FastAPI:
     @api.exception_handler(UploadRefused)
     async def refused(_: Request, exc: UploadRefused) -> JSONResponse:
         return _error(exc.status, exc.reason)
+
+    @api.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:  # a field the edge checks missed
+        log.warning("refused a value the database cannot store: %s", exc)
+        return _error(400, "a value in the request cannot be stored (control characters or too long)")
 
     @api.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:

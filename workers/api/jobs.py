@@ -5,12 +5,14 @@ import logging
 import math
 
 from celery import Celery
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 
 from workers import dispatch
 from workers.api.deps import require, service
 from workers.data.keys import Principal
 from workers.data.db import JobRow
+from workers.data.jobs import client_error as scrub
+from workers.api.fields import ID_PATTERN
 from workers.api.schemas import JobOut, Progress, Webhook
 from workers.service import Service
 
@@ -49,8 +51,10 @@ def _progress(job: JobRow, svc: Service) -> Progress | None:
 def job_out(job: JobRow, svc: Service) -> JobOut:
     webhook = None
     if job.webhook_status:
-        webhook = Webhook(status=job.webhook_status, attempts=job.webhook_attempts, error=job.webhook_error)
-    return JobOut(id=job.id, kind=job.kind, status=job.status, error=job.error, result=job.result,
+        webhook = Webhook(status=job.webhook_status, attempts=job.webhook_attempts,
+                          error=scrub(job.webhook_error) if job.webhook_error else None)
+    return JobOut(id=job.id, job_id=job.id, scan_id=job.id if job.kind == "scan" else None, kind=job.kind,
+                  status=job.status, error=scrub(job.error) if job.error else None, result=job.result,
                   progress=_progress(job, svc), gallery_version=job.gallery_version, attempts=job.attempts,
                   webhook=webhook, created_at=job.created_at, updated_at=job.updated_at,
                   finished_at=job.finished_at)
@@ -66,6 +70,6 @@ def own_job(job_id: str, who: Principal, svc: Service) -> JobRow:
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"],
             summary="Status, progress (frames done / total) and result of a job you submitted")
-def get_job(job_id: str, who: Principal = Depends(require("platform", "rights_holder")),
-            svc: Service = Depends(service)) -> JobOut:
+def get_job(job_id: str = Path(max_length=64, pattern=ID_PATTERN),
+            who: Principal = Depends(require("platform", "rights_holder")), svc: Service = Depends(service)) -> JobOut:
     return job_out(own_job(job_id, who, svc), svc)

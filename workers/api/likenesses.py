@@ -8,21 +8,23 @@ from __future__ import annotations
 import shutil
 
 from celery import Celery
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
 
 from gallery.store import KINDS, check_match_threshold
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.types import IdentityInfo
+from workers.api import fields
 from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, publish
 from workers.data.keys import Principal, check_authorized_uploader
 from workers.data.jobs import new_id
 from workers.api.schemas import AUTHORIZED_UPLOADERS, MATCH_THRESHOLD, FindingOut, JobOut, LikenessOut, LikenessPatch
 from workers.service import Service
-from workers.data.files import UploadRefused, safe_suffix, save_bounded
+from workers.data.files import UploadRefused, display_name, safe_suffix, save_bounded
 
 router = APIRouter(tags=["likenesses"])
 rights_holder = require("rights_holder")
+IdentityId = Path(description="The likeness's id.", max_length=64, pattern=fields.ID_PATTERN)
 
 
 def _face(value: str | None) -> str | int | None:
@@ -34,6 +36,7 @@ def _face(value: str | None) -> str | int | None:
 
 
 def _check_policy(policy: str | None) -> None:
+    fields.text("policy", policy)
     if policy not in {p.value for p in Policy}:
         raise HTTPException(400, f"policy must be one of {', '.join(p.value for p in Policy)}, not {policy!r}")
 
@@ -41,6 +44,7 @@ def _check_policy(policy: str | None) -> None:
 def _check_uploaders(uploaders: list[str] | None) -> None:
     if uploaders is None:
         raise HTTPException(400, "authorized_uploaders must be a list (empty for none)")
+    fields.texts("authorized_uploaders", uploaders, 401)
     try:
         for uploader in uploaders:
             check_authorized_uploader(uploader)
@@ -90,6 +94,11 @@ def register(
     svc: Service = Depends(service),
     celery: Celery = Depends(sender),
 ) -> JobOut:
+    fields.text("name", name)  # all text first: nothing reaches the database or the disk unchecked
+    fields.text("kind", kind)
+    fields.text("face", face)
+    fields.texts("played_by", played_by, 64)
+    fields.text("Idempotency-Key", idempotency_key)
     if kind not in KINDS:
         raise HTTPException(400, f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     _check_cast(svc, kind, played_by)
@@ -106,15 +115,19 @@ def register(
         for i, upload in enumerate(files):
             target = folder / f"{i:03d}{safe_suffix(upload.filename, '.jpg')}"
             save_bounded(upload.file, target, limits.max_reference_bytes)
-            stored.append({"stored": target.name, "name": (upload.filename or target.name)[:200]})
+            stored.append({"stored": target.name, "name": display_name(upload.filename, target.name)})
     except UploadRefused:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     params = {"name": name, "kind": kind, "policy": policy, "authorized_uploaders": authorized_uploaders,
               "match_threshold": match_threshold, "face": _face(face), "played_by": played_by,
               "files_dir": str(folder), "files": stored}
-    key = f"{who.name}:key:{idempotency_key}" if idempotency_key else None
-    job, created = svc.jobs.create("enroll", who.name, params, key, job_id)
+    key = fields.idempotency_key(f"{who.name}:key:{idempotency_key}") if idempotency_key else None
+    try:
+        job, created = svc.jobs.create("enroll", who.name, params, key, job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no job points at it: nothing could ever delete it
+        raise
     if created:
         publish(celery, job)
     else:
@@ -135,7 +148,7 @@ def list_likenesses(who: Principal = Depends(rights_holder), svc: Service = Depe
 
 @router.patch("/v1/likenesses/{identity_id}", response_model=LikenessOut,
               summary="Change a likeness's policy, authorised uploaders or own match threshold (at once)")
-def change(identity_id: str, body: LikenessPatch, who: Principal = Depends(rights_holder),
+def change(body: LikenessPatch, identity_id: str = IdentityId, who: Principal = Depends(rights_holder),
            svc: Service = Depends(service)) -> LikenessOut:
     """No references change, so no worker is needed: the new gallery version makes every worker
     reload the likeness (and rebuild its indexes from the database) before its next decision."""
@@ -161,7 +174,7 @@ def change(identity_id: str, body: LikenessPatch, who: Principal = Depends(right
 
 @router.delete("/v1/likenesses/{identity_id}", status_code=202, response_model=JobOut,
                summary="Remove a likeness: its vectors, references and reference copies (by a worker)")
-def remove(identity_id: str, response: Response, who: Principal = Depends(rights_holder),
+def remove(response: Response, identity_id: str = IdentityId, who: Principal = Depends(rights_holder),
            svc: Service = Depends(service), celery: Celery = Depends(sender)) -> JobOut:
     identity = svc.gallery_store.identity(identity_id)
     if identity is None or identity.owner != who.name:
@@ -177,7 +190,8 @@ def remove(identity_id: str, response: Response, who: Principal = Depends(rights
 
 @router.get("/v1/findings", response_model=list[FindingOut], tags=["findings"],
             summary="Findings about your likenesses, newest first")
-def findings(identity_id: str | None = None, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+def findings(identity_id: str | None = Query(None, max_length=64, pattern=fields.ID_PATTERN),
+             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
              who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[FindingOut]:
     return [FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
                        confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,

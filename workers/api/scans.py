@@ -1,27 +1,32 @@
-"""Platform routes: submit an upload for scanning (multipart or a path under the media root), read
-the report and delete the scan; evidence images, for the scan's platform and the owner of the
-likeness found."""
+"""Platform routes: submit an upload for scanning (multipart, or a path in the platform's own folder
+of the media root), read the report and delete the scan; evidence images, for the scan's platform
+and the owner of the likeness found. Every scan route names its id `{scan_id}` (the scan's job id)."""
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path as FilePath
 from typing import Any
 
 from celery import Celery
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Response, UploadFile
 
 from workers.scans import retention
+from workers.api import fields
 from workers.api.deps import require, sender, service
-from workers.api.jobs import job_out, own_job, publish
+from workers.api.jobs import job_out, own_job, publish, scrub
 from workers.data.keys import SEPARATOR, Principal
 from workers.scans.evidence import MAX_IMAGES, image_path
 from workers.data.jobs import DELETED, new_id
 from workers.api.schemas import JobOut
 from workers.service import Service
-from workers.data.files import UploadRefused, file_sha256, resolve_in_root, safe_suffix, save_bounded, upload_dir
+from workers.data.files import (MAX_PATH, UploadRefused, display_name, file_sha256, platform_dir,
+                                resolve_platform_path, safe_suffix, save_bounded, upload_dir)
 from workers.scans.webhooks import WebhookRefused, check_url
 
 router = APIRouter(tags=["scans"])
 platform = require("platform")
+ScanId = Path(description="The scan's id: its job's id.", max_length=64, pattern=fields.ID_PATTERN)
 
 
 @router.post("/v1/scans", status_code=202, response_model=JobOut,
@@ -34,7 +39,9 @@ def submit_scan(
                                      "'<your platform principal>:<uploader>', which is how rights holders "
                                      "authorise your users; the webhook echoes this id as sent."),
     file: UploadFile | None = File(None, description="The video, as a multipart upload."),
-    path: str | None = Form(None, description="Or: the video's path relative to the media root."),
+    path: str | None = Form(None, max_length=MAX_PATH,
+                            description="Or: the video's path relative to your platform's folder of the media "
+                                        "root, <media root>/platforms/<your principal>/."),
     callback_url: str | None = Form(None, description="Called when the verdict is not allow (retried)."),
     declared_ai: bool = Form(False, description="The uploader declared the video AI-generated (the creator's "
                                                 "own label at upload). Declared AI gets `label`; AI evidence the "
@@ -48,8 +55,12 @@ def submit_scan(
     if SEPARATOR in who.name:  # a key issued before principals were checked: its namespace is ambiguous
         raise HTTPException(403, f"this platform key's principal {who.name!r} contains {SEPARATOR!r}; "
                                  "ask an admin for a key whose principal does not")
+    fields.text("uploader", uploader)
+    fields.text("callback_url", callback_url, 2000)
+    fields.text("Idempotency-Key", idempotency_key)
     if (file is None) == (path is None):
-        raise HTTPException(400, "send exactly one of `file` (multipart upload) or `path` (under the media root)")
+        raise HTTPException(400, "send exactly one of `file` (multipart upload) or `path` (in your platform's "
+                                 "folder of the media root)")
     if callback_url:
         try:
             check_url(callback_url)
@@ -60,19 +71,26 @@ def submit_scan(
     folder = upload_dir(svc.media_root, job_id)
     if file is not None:
         video = folder / f"video{safe_suffix(file.filename, '.mp4')}"
+        shown = display_name(file.filename, video.name)
         try:
             sha256 = save_bounded(file.file, video, limit)
         except UploadRefused:
             shutil.rmtree(folder, ignore_errors=True)
             raise
     else:
-        video = resolve_in_root(svc.media_root, path, limit)
+        assert path is not None
+        video = resolve_platform_path(svc.media_root, who.name, path, limit)
+        shown = video.relative_to(platform_dir(svc.media_root, who.name).resolve()).as_posix()
         sha256 = file_sha256(video)
     key = (f"{who.name}:key:{idempotency_key}" if idempotency_key
            else f"{who.name}:{uploader}:{sha256}" + (":declared-ai" if declared_ai else ""))
-    params = {"video": str(video), "uploader": uploader, "callback_url": callback_url, "sha256": sha256,
-              "declared_ai": declared_ai}
-    job, created = svc.jobs.create("scan", who.name, params, key, job_id)
+    params = {"video": str(video), "video_name": shown, "uploader": uploader, "callback_url": callback_url,
+              "sha256": sha256, "declared_ai": declared_ai}
+    try:
+        job, created = svc.jobs.create("scan", who.name, params, fields.idempotency_key(key), job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no job points at it: nothing could ever delete it
+        raise
     if not created:
         shutil.rmtree(folder, ignore_errors=True)
         response.status_code = 200
@@ -81,25 +99,42 @@ def submit_scan(
     return job_out(job, svc)
 
 
-@router.get("/v1/scans/{job_id}/report", response_model=dict[str, Any],
+def client_report(report: dict, params: dict, media_root: FilePath) -> dict:
+    """The report as the platform sees it: the video named as the platform gave it (its file name,
+    or its path in its folder), and no server path anywhere (warnings name the video the same way)."""
+    stored = params.get("video")
+    shown = params.get("video_name") or (FilePath(stored).name if stored else None)
+    encoded = json.dumps(report, ensure_ascii=False)
+    for secret, public in ((stored, shown), (str(media_root.resolve()), "<media>"), (str(media_root), "<media>")):
+        if secret and public:
+            encoded = encoded.replace(json.dumps(secret, ensure_ascii=False)[1:-1],
+                                      json.dumps(public, ensure_ascii=False)[1:-1])
+    out = json.loads(encoded)
+    if isinstance(out.get("video"), dict) and shown:
+        out["video"]["path"] = shown
+    return out
+
+
+@router.get("/v1/scans/{scan_id}/report", response_model=dict[str, Any],
             responses={409: {"description": "The scan has not finished, or it failed."}},
             summary="The report of a finished scan (DESIGN.md's report JSON)")
-def get_report(job_id: str, who: Principal = Depends(platform), svc: Service = Depends(service)) -> dict:
-    job = own_job(job_id, who, svc)
+def get_report(scan_id: str = ScanId, who: Principal = Depends(platform), svc: Service = Depends(service)) -> dict:
+    """`video.path` is the name the platform gave: its upload's file name or the path it submitted."""
+    job = own_job(scan_id, who, svc)
     if job.status == DELETED:
-        raise HTTPException(404, f"scan {job_id} was deleted")
+        raise HTTPException(404, f"scan {scan_id} was deleted")
     if job.status == "failed":
-        raise HTTPException(409, f"scan failed: {job.error}")
-    report = svc.jobs.report(job_id) if job.status == "done" else None
+        raise HTTPException(409, f"scan failed: {scrub(job.error or '')}")
+    report = svc.jobs.report(scan_id) if job.status == "done" else None
     if report is None:
         raise HTTPException(409, f"scan not finished (status {job.status})")
-    return report
+    return client_report(report, job.params, svc.media_root)
 
 
 @router.delete("/v1/scans/{scan_id}", status_code=204, response_class=Response,
                responses={409: {"description": "The scan is queued or running: delete it once it has finished."}},
                summary="Delete a scan for good: its upload (if sent as a file), report, findings, evidence images")
-def delete_scan(scan_id: str, who: Principal = Depends(platform), svc: Service = Depends(service)) -> Response:
+def delete_scan(scan_id: str = ScanId, who: Principal = Depends(platform), svc: Service = Depends(service)) -> Response:
     """Idempotent: deleting a deleted scan answers 204 again. A file submitted by `path` is the
     platform's own and stays; the job is kept as a tombstone with status `deleted`."""
     own_job(scan_id, who, svc)
@@ -111,7 +146,9 @@ def delete_scan(scan_id: str, who: Principal = Depends(platform), svc: Service =
 @router.get("/v1/scans/{scan_id}/evidence/{identity_id}/{number}", response_class=Response, tags=["findings"],
             responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG, long side at most 256 px."}},
             summary="An evidence image of a finding (the `image` of its evidence entries)")
-def get_evidence_image(scan_id: str, identity_id: str, number: int = Path(ge=0, lt=MAX_IMAGES),
+def get_evidence_image(scan_id: str = ScanId,
+                       identity_id: str = Path(max_length=64, pattern=fields.ID_PATTERN),
+                       number: int = Path(ge=0, lt=MAX_IMAGES),
                        who: Principal = Depends(require("platform", "rights_holder")),
                        svc: Service = Depends(service)) -> Response:
     """For the platform that submitted the scan and the owner of the likeness the finding is about;

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gallery.store import utc
 
@@ -37,7 +37,10 @@ class Webhook(BaseModel):
 
 
 class JobOut(BaseModel):
-    id: str
+    id: str = Field(description="The job's id; the same as `job_id`, kept for clients that read `id` (deprecated: "
+                                "read `job_id`).", json_schema_extra={"deprecated": True})
+    job_id: str = Field(description="The job's id, for GET /v1/jobs/{job_id}; the webhook's `job_id`.")
+    scan_id: str | None = Field(description="scan jobs: the scan's id for /v1/scans/{scan_id}/... (the job's id).")
     kind: Literal["scan", "enroll", "remove"]
     status: Literal["queued", "running", "done", "failed", "deleted"] = Field(
         description="deleted: a scan deleted for good (DELETE /v1/scans/{id} or the retention period); only "
@@ -59,10 +62,19 @@ class JobOut(BaseModel):
 
 class KeyIn(BaseModel):
     role: Role
-    principal: str = Field(min_length=1, max_length=200, pattern=r"^[^:]+$",
+    principal: str = Field(min_length=1, max_length=200, pattern=r"^[^:/\\\x00-\x1f\x7f]+$",
                            description="Who the key acts for: the platform's name or the rights holder (owner). "
-                                       "Without ':', which separates a platform from its uploader ids.")
-    label: str = Field("", max_length=200)
+                                       "Without ':', which separates a platform from its uploader ids, and without "
+                                       "'/', '\\' or control characters: a platform's principal names its folder "
+                                       "of the media root; not '.' or '..'.")
+    label: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+    @field_validator("principal")
+    @classmethod
+    def _not_dots(cls, value: str) -> str:
+        if value in (".", ".."):
+            raise ValueError("'.' and '..' name no folder")
+        return value
 
 
 class KeyOut(BaseModel):

@@ -6,6 +6,8 @@ workers racing on one row cannot lose a count.
 """
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +20,7 @@ from workers.data.db import Database, FindingRow, JobRow, ScanRow, SegmentRow, n
 from workers.scans.evidence import unavailable
 from workers.scans.segments import Segment
 
+log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed")
 DELETED = "deleted"  # a scan deleted for good: the row stays as a tombstone, without its data
@@ -35,6 +38,21 @@ class StaleJob:
     webhook_status: str | None
 
 
+_DATABASE = re.compile(r"\[SQL: |\(psycopg|\(sqlite3\.|sqlalche\.me|\b(?:DataError|IntegrityError|ProgrammingError|"
+                       r"OperationalError|InternalError|DatabaseError|InterfaceError)\b")
+_TASK = re.compile(r"^[a-z_]+: ")  # the failed task's name, as the worker prefixes it
+_ABSOLUTE = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"(),;\[\]{}]+/)+([^\s/'\"(),;\[\]{}]*)")
+
+
+def client_error(reason: str) -> str:
+    """A job's error as clients see it: a database error becomes one sentence (its SQL, parameters
+    and driver message stay in the server log), and absolute server paths become their file names."""
+    if _DATABASE.search(reason):
+        task = _TASK.match(reason)
+        return f"{task.group(0) if task else ''}database error (the details are in the server log)"
+    return _ABSOLUTE.sub(lambda m: m.group(1) or "<path>", reason)
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -47,20 +65,29 @@ class JobStore:
 
     def create(self, kind: str, principal: str, params: dict[str, Any], idempotency_key: str | None = None,
                job_id: str | None = None) -> tuple[JobRow, bool]:
-        """Insert a queued job; with a key already used, return that job instead (created False)."""
-        row = JobRow(id=job_id or new_id(), kind=kind, status="queued", principal=principal, params=params,
-                     idempotency_key=idempotency_key, attempts=0, webhook_attempts=0)
-        try:
-            with self.db.transaction() as s:
-                s.add(row)
-            return row, True
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            existing = self.by_key(idempotency_key)
-            if existing is None:
-                raise
-            return existing, False
+        """Insert a queued job; with a key already used, return that job instead (created False).
+        A failed job gives its key up to the new one (it stays, without a key): a failed scan can be
+        submitted again under the same key."""
+        job_id = job_id or new_id()
+        for _ in range(3):
+            row = JobRow(id=job_id, kind=kind, status="queued", principal=principal, params=params,
+                         idempotency_key=idempotency_key, attempts=0, webhook_attempts=0)
+            try:
+                with self.db.transaction() as s:
+                    s.add(row)
+                return row, True
+            except IntegrityError:
+                if idempotency_key is None:
+                    raise
+                existing = self.by_key(idempotency_key)
+                if existing is None:
+                    continue  # released a moment ago
+                if existing.status != "failed":
+                    return existing, False
+                with self.db.transaction() as s:
+                    s.execute(update(JobRow).where(JobRow.id == existing.id, JobRow.status == "failed")
+                              .values(idempotency_key=None, updated_at=now()))
+        raise RuntimeError(f"could not store job {job_id} under idempotency key {idempotency_key!r}")
 
     def get(self, job_id: str) -> JobRow | None:
         with self.db.session() as s:
@@ -84,10 +111,14 @@ class JobStore:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=now()))
 
     def fail(self, job_id: str, reason: str) -> bool:
-        """Mark an active job failed; False when it had already finished."""
+        """Mark an active job failed; False when it had already finished. The stored error is the
+        client's (`client_error`); the full reason goes to the log."""
+        shown = client_error(reason)
+        if shown != reason:
+            log.warning("job %s failed: %s", job_id, reason)
         with self.db.transaction() as s:
             changed = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(ACTIVE))
-                                .values(status="failed", error=reason[:2000], updated_at=now(), finished_at=now()))
+                                .values(status="failed", error=shown[:2000], updated_at=now(), finished_at=now()))
             return bool(changed.rowcount)
 
     def finish(self, job_id: str, result: dict, gallery_version: int | None = None) -> bool:
@@ -248,7 +279,7 @@ class JobStore:
         with self.db.transaction() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status != DELETED).values(
                 webhook_status=status, webhook_attempts=JobRow.webhook_attempts + 1,
-                webhook_error=error[:2000] if error else None, updated_at=now()))
+                webhook_error=client_error(error)[:2000] if error else None, updated_at=now()))
 
     # -- recovery ------------------------------------------------------------------------------
 
