@@ -34,7 +34,7 @@ def photo(home_dir, name: str) -> AcceptedReference:
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(name.encode() * 100)
     return AcceptedReference(path, hashlib.sha256(path.read_bytes()).hexdigest(), unit(len(name)),
-                             [0, 0, 10, 10], 0.9, 50.0, 0.0)
+                             [0, 0, 10, 10], 0.9, 50.0, 0.0, 0.0)
 
 
 def refuse_identities(store: GalleryStore, refuse: bool) -> None:

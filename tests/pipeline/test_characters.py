@@ -275,7 +275,8 @@ def images(image: ReferenceImage, *axes: int) -> CharacterEnrollment:
 def faces(image: ReferenceImage, axis: int | None = None) -> EnrollmentResult:
     if axis is None:
         return EnrollmentResult([], [])
-    return EnrollmentResult([AcceptedReference(image.path, "cd" * 32, unit(axis), [0, 0, 10, 10], 0.9, 50.0, 0.0)], [])
+    reference = AcceptedReference(image.path, "cd" * 32, unit(axis), [0, 0, 10, 10], 0.9, 50.0, 0.0, 0.0)
+    return EnrollmentResult([reference], [])
 
 
 def test_register_search_reload_and_remove(galleries, tmp_path):
