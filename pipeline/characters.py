@@ -89,7 +89,7 @@ class ImageEmbedder(Protocol):
 
 
 class CharacterSearcher(Protocol):
-    """What the pipeline needs from the character gallery; gallery/characters.py provides it."""
+    """What the pipeline needs from the character gallery; gallery/gallery.py's CharacterGallery provides it."""
 
     version: int
 
