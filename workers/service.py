@@ -26,7 +26,7 @@ class Service:
         self.db = Database.open(settings.resolved_database_url())
         self.jobs = JobStore(self.db)
         self.keys = KeyStore(self.db)
-        self.gallery_store = GalleryStore(self.db.engine)  # reads, and PATCH's small edits; registrations go through tasks
+        self.gallery_store = GalleryStore(self.db.engine)  # reads and PATCH edits; registrations are tasks
         self.redis = connect(settings)
         prefix = settings.service.key_prefix
         self.progress = ProgressBoard(self.redis, prefix, settings.service.progress_interval_s)
