@@ -103,24 +103,34 @@ class OcrEngine:
              min_score: float = MIN_REC_SCORE) -> list[TextHit]:
         """Every line of text in the BGR frames: lines are found frame by frame (detector long side at
         most ``det_max_side``), then recognised together in width-sorted batches, cropped from the
-        full-resolution frame."""
+        full-resolution frame. A line that looks the same as one already cropped from an earlier
+        frame (static captions, tickers, corner marks) is recognised once (``_same_line``)."""
         started = time.perf_counter()
-        crops, origins = [], []
+        crops: list[np.ndarray] = []
+        lines: list[tuple[int, np.ndarray, int]] = []  # frame, quad, index of the crop that is read for it
         for index, frame in enumerate(frames):
             boxes = self._detector(np.ascontiguousarray(frame))
             if isinstance(boxes, tuple) or boxes is None or len(boxes) == 0:  # (None, 0) for an unusable image
                 continue
             for quad in sorted_boxes(boxes):
                 quad = np.asarray(quad, dtype=np.float32)
-                crops.append(get_rotate_crop_image(frame, quad.copy()))
-                origins.append((index, quad))
+                crop = get_rotate_crop_image(frame, quad.copy())
+                seen = next((lines[k][2] for k in range(len(lines) - 1, -1, -1)
+                             if lines[k][0] != index and _same_line(lines[k][1], quad, crops[lines[k][2]], crop)),
+                            None)
+                if seen is None:
+                    crops.append(crop)
+                    seen = len(crops) - 1
+                lines.append((index, quad, seen))
         detected = time.perf_counter()
         recognised = self._recognizer(crops) if crops else []
         done = time.perf_counter()
         self.last_timing_ms = {"detect": (detected - started) * 1000, "recognise": (done - detected) * 1000,
-                               "lines": float(len(crops)), "frames": float(len(frames))}
+                               "lines": float(len(lines)), "recognised": float(len(crops)),
+                               "frames": float(len(frames))}
         hits = []
-        for (index, quad), (text, score) in zip(origins, recognised):
+        for index, quad, crop in lines:
+            text, score = recognised[crop]
             text = text.strip()
             if not text or score < min_score:
                 continue
@@ -130,3 +140,15 @@ class OcrEngine:
             hits.append(TextHit(text, float(score), (int(x0), int(y0), int(x1), int(y1)), index, (w, h),
                                 None if times is None else float(times[index])))
         return hits
+
+
+SAME_LINE_SHIFT_PX = 2.0  # corners of the two boxes at most this far apart
+SAME_LINE_DIFF = 6.0      # mean absolute difference of the two crops, in 0..255 grey levels
+
+
+def _same_line(quad_a: np.ndarray, quad_b: np.ndarray, crop_a: np.ndarray, crop_b: np.ndarray) -> bool:
+    """The same text in the same place over the same pixels: its reading can be reused. Text over
+    moving footage (a semi-transparent mark) differs in its pixels and is read again."""
+    if crop_a.shape != crop_b.shape or np.abs(quad_a - quad_b).max() > SAME_LINE_SHIFT_PX:
+        return False
+    return float(np.abs(crop_a.astype(np.int16) - crop_b.astype(np.int16)).mean()) <= SAME_LINE_DIFF

@@ -29,9 +29,9 @@ class OnScreenConfig(BaseModel):
 
     enabled: bool = Field(True, description="Read the text in a few kept frames for generator marks and AI labels.")
     max_frames: int = Field(
-        6, ge=1, le=64, description="Frames read, evenly spread over the kept ones (at most "
-        "SyntheticConfig.frames_kept, 8 by default). Each costs ~0.2-0.5 s on two CPU cores (more with "
-        "more text); more frames catch marks that move (Sora's) or show only part of the time.")
+        4, ge=1, le=64, description="Frames read, evenly spread over the kept ones (SyntheticConfig.frames_kept, "
+        "8 by default). Each costs ~0.15-0.25 s of one CPU core, ~0.04 s more per line of text not seen "
+        "in an earlier frame; more frames catch marks that move (Sora's) or show only part of the time.")
     min_confidence: float = Field(
         0.8, ge=0.5, le=1.0, description="Recogniser confidence a line needs before its words count. "
         "Marks and labels drawn on real footage and re-encoded read at 0.90-1.00; misread ordinary "

@@ -271,6 +271,17 @@ def test_engine_writes_nothing_to_the_working_directory(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_static_line_is_recognised_once(engine):
+    """A caption that stays put over the same pixels is read in every frame but recognised once;
+    the same text over other pixels is recognised again."""
+    image = np.full((540, 960, 3), 90, np.uint8)
+    still, _ = draw(image, Overlay("MADE WITH PIKA", 0.04, (1, 1), alpha=1.0), 0.0)
+    other, _ = draw(np.full((540, 960, 3), 160, np.uint8), Overlay("MADE WITH PIKA", 0.04, (1, 1), alpha=0.6), 0.0)
+    hits = engine.read([still, still, other], [0.0, 0.5, 1.0])
+    assert [(h.text, h.frame, h.t_s) for h in hits] == [("MADE WITH PIKA", i, t) for i, t in enumerate((0.0, 0.5, 1.0))]
+    assert (engine.last_timing_ms["lines"], engine.last_timing_ms["recognised"]) == (3, 2)
+
+
 def test_signal_reads_at_most_max_frames(engine):
     frames = [np.full((144, 176, 3), 90, np.uint8)] * 8
     signal = OnScreenTextSignal(engine, OnScreenConfig(max_frames=3))
@@ -290,7 +301,7 @@ def test_label_and_corner_mark_on_real_footage_540p(tmp_path, signal):
     duration = len(frames) / FPS
     frames, times = kept(frames, times)
     found, read = signal.findings(frames, times)
-    assert read == 6
+    assert read == OnScreenConfig().max_frames
     labels = [f for f in found if f.kind == "label"]
     marks = [f for f in found if f.kind == "mark"]
     assert labels and all(f.text == "AI生成" and f.position == "top-left" for f in labels)
@@ -304,12 +315,14 @@ def test_label_and_corner_mark_on_real_footage_540p(tmp_path, signal):
     assert "AI label 'AI生成' at " in result.detail and "pika mark 'MADE WITH PIKA'" in result.detail
 
 
-def test_moving_sora_mark_with_handle_720p(tmp_path, signal):
-    """Sora's mark (the word and the creator's @handle on two lines) jumps between three places."""
+def test_moving_sora_mark_with_handle_720p(tmp_path, engine):
+    """Sora's mark (the word and the creator's @handle on two lines) jumps between three places;
+    every kept frame read, it is found at each place."""
+    signal = OnScreenTextSignal(engine, OnScreenConfig(max_frames=8))
     sora = Overlay("Sora\n@neon_fox42", 0.035, (0.1, 0.2), moves=((0.8, 0.5), (0.4, 0.9)), hop_s=1.0)
     path, drawn = marked_clip(tmp_path / "sora.mp4", photo_frames("players.jpg", (1280, 720), 3.0), [sora])
     frames, times = kept(*decode(path))
-    found, _ = signal.findings(frames, times)
+    found, read = signal.findings(frames, times)
     assert found and {f.generator for f in found} == {"sora"}
     # the handle as read, misread letters and all ("neon_f6x42"), names the creator
     assert all(f.handle and f.handle.startswith("neon") for f in found)
@@ -317,7 +330,7 @@ def test_moving_sora_mark_with_handle_720p(tmp_path, signal):
     assert all(overlap(f.box, drawn[frame_index(f.t_s)][sora.text]) > 0.5 for f in found)
     spots = {sora.at(f.t_s) for f in found}
     assert len(spots) == 3, f"the mark was followed to {len(spots)} of its 3 places"
-    assert signal.to_signal(found, 6, 8).discloses == ("on_screen_mark",)
+    assert signal.to_signal(found, read, len(frames)).discloses == ("on_screen_mark",)
 
 
 RECALL_MARKS = [("Sora\n@neon_fox42", "sora"), ("Veo", "veo"), ("MADE WITH PIKA", "pika"), ("Dream Machine", "luma"),
