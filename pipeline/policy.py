@@ -57,8 +57,16 @@ class PolicyConfig(BaseModel):
         "that finding goes to human review: 0.5 is the 95th percentile of real faces, where the probe "
         "detects ~70% of H.264 pastes of people it never saw (benchmarks/results/face_swap_probe.json).")
     swap_likely_score: float = Field(
-        0.9, ge=0.0, le=1.0, description="face_swap score from which that finding counts as manipulated: "
-        "0.9 is the 99.5th percentile of real faces.")
+        0.9, ge=0.0, le=1.0, description="face_swap score from which that finding counts as manipulated "
+        "(impersonation; restrict when unlabelled), when another signal agrees (swap_alone_restricts): 0.9 is "
+        "the 99.5th percentile of real faces without filters.")
+    swap_alone_restricts: bool = Field(
+        False, description="Let a face_swap score at or above swap_likely_score make the finding manipulated on "
+        "its own. Off: alone it sends the finding to review, and it counts as manipulated only when the video's "
+        "own evidence (the fused score, without the probe) is at least possible. Filters on real faces reach "
+        "the restrict line: a heavy beauty preset put 38% of real tracks (8 of 13 people) at 0.9 or more, "
+        "whitening 12%, pastes on the same clips 84-96% (benchmarks/results/face_swap_filters.json), so a probe "
+        "score alone must not restrict a person's own video.")
     undeclared_ai_action: Literal["label", "restrict", "review"] = Field(
         "restrict", description="The platform's answer to AI content its uploader did not declare (a generator's "
         "mark or label on screen, metadata, a watermark, detectors): label it, restrict its distribution (the "
@@ -111,17 +119,34 @@ _LEVEL_RANK = {AiLevel.NONE: 0, AiLevel.POSSIBLE: 1, AiLevel.LIKELY: 2, AiLevel.
 
 def evidence_for(ai: AiEvidence, track_ids: Iterable[int], config: PolicyConfig) -> AiEvidence:
     """The video's evidence, raised for one finding when that person's own face looks pasted onto
-    another head: a face swap concerns the face it is in, however clean the rest of the video."""
+    another head: a face swap concerns the face it is in, however clean the rest of the video.
+
+    The probe alone raises it to `possible` (a person reviews), even at swap_likely_score: beauty filters
+    and retouching on real faces score as high as pastes. It makes the finding `likely` (manipulated)
+    only when the video's own evidence is at least `possible` too, or when the platform lets it act
+    alone (swap_alone_restricts)."""
     scores = [ai.face_swap[t] for t in track_ids if t in ai.face_swap]
     if not scores:
         return ai
     top = max(scores)
-    level = (AiLevel.LIKELY if top >= config.swap_likely_score
-             else AiLevel.POSSIBLE if top >= config.swap_possible_score else AiLevel.NONE)
+    corroborated = config.swap_alone_restricts or _LEVEL_RANK[ai.level] >= _LEVEL_RANK[AiLevel.POSSIBLE]
+    if top >= config.swap_likely_score and corroborated:
+        level = AiLevel.LIKELY
+    elif top >= config.swap_possible_score:
+        level = AiLevel.POSSIBLE
+    else:
+        level = AiLevel.NONE
     if _LEVEL_RANK[level] <= _LEVEL_RANK[ai.level]:
         return ai
-    return replace(ai, level=level, summary=f"the face looks pasted onto another head (face_swap {top:.2f} on "
-                                            f"this person's track); {ai.summary}")
+    if level is AiLevel.LIKELY:
+        said = f"the face looks pasted onto another head (face_swap {top:.2f} on this person's track)"
+    elif top >= config.swap_likely_score:
+        said = (f"the face may be pasted onto another head (face_swap {top:.2f} on this person's track; no other "
+                f"signal agrees, and beauty filters and retouching score this high on real faces, so a person "
+                f"checks)")
+    else:
+        said = f"the face may be pasted onto another head (face_swap {top:.2f} on this person's track)"
+    return replace(ai, level=level, summary=f"{said}; {ai.summary}")
 
 
 @dataclass

@@ -12,7 +12,9 @@ paste method, also on encoders it was not fitted on (HEVC, VP9, MPEG-4).
 Per track, up to ``faces_per_track`` faces spread over the track are embedded (CLIP costs ~0.12 s a
 face on one CPU core); the track's value is their mean logit, scored against real faces: the
 median real face scores ~0.05, the 95th percentile 0.5, the 99.5th 0.9. The scores act on the
-finding of the registered person whose track it is (pipeline/policy.py ``evidence_for``).
+finding of the registered person whose track it is (pipeline/policy.py ``evidence_for``): alone they
+send it to review at most, because short-video filters on real faces reach the same scores (a heavy
+beauty preset put 38% of real tracks at 0.9 or more, benchmarks/results/face_swap_filters.json).
 """
 from __future__ import annotations
 

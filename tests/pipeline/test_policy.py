@@ -140,7 +140,8 @@ SWAP = PolicyConfig()
 @pytest.mark.parametrize("video_level, swap_score, tracks, expected", [
     (N, 0.2, [1], N),                                  # below the real faces' 95th percentile: nothing
     (N, SWAP.swap_possible_score, [1], P),             # the person's own face looks pasted: review
-    (N, SWAP.swap_likely_score, [1], L),
+    (N, SWAP.swap_likely_score, [1], P),              # alone, even at the restrict line: review (filters)
+    (P, SWAP.swap_likely_score, [1], L),              # with the video's own evidence: manipulated
     (N, 0.99, [2], N),                                 # another track's face says nothing about this person
     (L, 0.6, [1], L),                                  # never lowers what the whole video shows
     (D, 0.99, [1], D),
@@ -154,8 +155,8 @@ def test_a_swapped_face_raises_only_its_own_finding(video_level, swap_score, tra
 
 
 def test_swapped_face_of_a_registered_person_is_reviewed_or_restricted_with_words():
-    evidence = AiEvidence(N, 0.1, Disclosure(), "no signal found AI generation", face_swap={1: 0.97})
-    own = evidence_for(evidence, [1], SWAP)
+    corroborated = AiEvidence(P, 0.5, Disclosure(), "an operator's detector 0.90", face_swap={1: 0.97})
+    own = evidence_for(corroborated, [1], SWAP)
     action, reasons = decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), own, None)
     assert action is RS and "pasted onto another head" in reasons[0]
     action, _ = decide_finding(identity(Policy.NO_AI), match("match"), own, None)
@@ -173,3 +174,36 @@ def test_an_ai_label_field_that_cannot_be_read_goes_to_a_person():
     result = verdict([], unread, config)
     assert result.action is RV and "not understood" in result.reasons[0]
     assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), unread, None)[0] is RV
+
+
+# ---------------------------------------------------------------- a face-swap score alone never restricts
+
+@pytest.mark.parametrize("score", [SWAP.swap_likely_score, 0.97, 1.0])
+@pytest.mark.parametrize("policy", [Policy.AI_IF_LABELLED, Policy.NO_AI, Policy.NO_USE])
+def test_a_face_swap_score_alone_sends_a_registered_persons_own_video_to_review_not_restrict(score, policy):
+    """A real selfie video under a heavy beauty filter scored 1.00 on its owner's track: with no other
+    signal, the finding goes to a person; it is neither impersonation nor restricted."""
+    alone = AiEvidence(N, 0.1, Disclosure(), "no signal found AI generation", face_swap={1: score})
+    own = evidence_for(alone, [1], SWAP)
+    assert own.level is P and not own.is_ai
+    action, reasons = decide_finding(identity(policy), match("match"), own, None)
+    assert action is RV
+    assert "may be pasted onto another head" in reasons[0] and "beauty filters" in reasons[0]
+    assert category_for(identity(policy), own) == "portrait_rights"
+    finding = Finding(identity(policy), category_for(identity(policy), own), 0.9, [], [], match("match"), action,
+                      reasons)
+    assert verdict([finding], alone, SWAP).action is RV
+
+
+def test_a_face_swap_score_restricts_with_corroboration_or_when_the_platform_lets_it_act_alone():
+    corroborated = evidence_for(AiEvidence(P, 0.5, Disclosure(), "custom 0.9", face_swap={1: 0.95}), [1], SWAP)
+    assert corroborated.level is L and "looks pasted onto another head" in corroborated.summary
+    below = evidence_for(AiEvidence(P, 0.5, Disclosure(), "custom 0.9", face_swap={1: 0.7}), [1], SWAP)
+    assert below.level is P  # corroboration needs the probe at the restrict line too
+    alone = AiEvidence(N, 0.1, Disclosure(), "none", face_swap={1: 0.95})
+    trusting = PolicyConfig(swap_alone_restricts=True)
+    assert evidence_for(alone, [1], trusting).level is L
+    assert decide_finding(identity(Policy.AI_IF_LABELLED), match("match"), evidence_for(alone, [1], trusting),
+                          None)[0] is RS
+    assert evidence_for(alone, [1], PolicyConfig()).level is P
+    assert PolicyConfig().swap_alone_restricts is False
