@@ -48,9 +48,10 @@ class SyntheticResult:
 
 
 class FrameSignal(Protocol):
-    """A detector that looks at a few whole frames (the image probe, an operator's own model)."""
+    """A detector that looks at a few whole frames (the image probe, on-screen text, an operator's own
+    model); `times` are the frames' times in the video, for evidence."""
 
-    def signal(self, frames: Sequence[np.ndarray]) -> Signal: ...
+    def signal(self, frames: Sequence[np.ndarray], times: Sequence[float] | None = None) -> Signal: ...
 
 
 class FaceSignals(Protocol):
@@ -83,12 +84,14 @@ class FrameCollector:
         self._keep = keep
         self._seen = 0
         self.frames: list[np.ndarray] = []
+        self.times: list[float] = []  # of `frames`, in seconds
         self.keyframes: list[np.ndarray] = []  # watermarks survive compression mostly in I-frames
         self.face_signals = face_signals
 
     def offer(self, frame: Frame, faces: list[FaceObservation]) -> None:
         if self._seen % self._stride == 0 and len(self.frames) < self._keep:
             self.frames.append(frame.image)
+            self.times.append(frame.t_s)
         if frame.keyframe and len(self.keyframes) < self._keep:
             self.keyframes.append(frame.image)
         self._seen += 1
@@ -115,7 +118,7 @@ class SyntheticAnalyzer:
         signals = [provenance_signal(provenance)]
         if self.config.watermark:
             signals.append(watermark_signal(frames.keyframes or frames.frames))
-        signals += [detector.signal(frames.frames) for detector in self._frame_signals]
+        signals += [detector.signal(frames.frames, frames.times) for detector in self._frame_signals]
         if frames.face_signals is not None:
             signals += frames.face_signals.signals(tracks)
         return fuse(signals, self.config)

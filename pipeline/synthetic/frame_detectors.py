@@ -33,7 +33,7 @@ class ClipProbeSignal:
         self._weight = weight
         self._max_frames = max_frames
 
-    def signal(self, frames: Sequence[np.ndarray]) -> Signal:
+    def signal(self, frames: Sequence[np.ndarray], times: Sequence[float] | None = None) -> Signal:
         if not frames:
             return Signal("clip_ai_probe", None, self._weight, "no frame to score")
         picks = np.linspace(0, len(frames) - 1, min(self._max_frames, len(frames))).round().astype(int)
@@ -90,7 +90,7 @@ class CustomOnnxSignal:
             raw = raw / raw.sum(axis=1, keepdims=True)
         return np.clip(raw[:, self.config.positive_index], 0.0, 1.0)
 
-    def signal(self, frames: Sequence[np.ndarray]) -> Signal:
+    def signal(self, frames: Sequence[np.ndarray], times: Sequence[float] | None = None) -> Signal:
         if not frames:
             return Signal(self.config.name, None, self.config.weight, "no frame to score")
         scores = self.probability(frames)
