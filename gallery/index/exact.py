@@ -22,8 +22,8 @@ def exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.nda
     if len(queries) not in _NUMPY_QUERIES:
         return faiss.knn(queries, matrix, k, metric=faiss.METRIC_INNER_PRODUCT)
     n = len(matrix)
-    best_sims = np.full((len(queries), k), -np.inf, np.float32)
-    best_rows = np.full((len(queries), k), -1, np.int64)
+    best_sims: np.ndarray = np.full((len(queries), k), -np.inf, np.float32)
+    best_rows: np.ndarray = np.full((len(queries), k), -1, np.int64)
     step = max(k, _BLOCK_FLOATS // len(queries))
     for start in range(0, n, step):
         sims = queries @ matrix[start : start + step].T

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
+from typing import Literal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,7 +204,7 @@ class VectorIndex:
         A saved approximate index of another kind than ``config`` asks for is rebuilt, not loaded.
         """
         snapshot = persist.read_latest(Path(directory))
-        mode = "c" if mmap else None
+        mode: Literal["c"] | None = "c" if mmap else None
         index = cls(int(snapshot.meta["dim"]), config)
         index._store = VectorStore(
             index.dim,
@@ -237,7 +238,10 @@ class VectorIndex:
             return
         if self._builder is not None:
             return
-        reason = f"{current or 'flat'} -> {want}" if want != current else self._ann.staleness(len(self._store))
+        if want != current or self._ann is None:
+            reason: str | None = f"{current or 'flat'} -> {want}"
+        else:
+            reason = self._ann.staleness(len(self._store))
         if reason is None:
             return
         vectors = self._store.matrix.copy()
@@ -253,10 +257,10 @@ class VectorIndex:
         else:
             self._build(want, vectors, reason)
 
-    def _build_in_background(self, threads: int, *args: object) -> None:
+    def _build_in_background(self, threads: int, kind: str, vectors: np.ndarray, reason: str) -> None:
         """A new thread starts with OpenMP's default thread count; build with the caller's instead."""
         faiss.omp_set_num_threads(threads)
-        self._build(*args)
+        self._build(kind, vectors, reason)
 
     def _build(self, kind: str, vectors: np.ndarray, reason: str) -> None:
         log.info("building %s index over %d vectors: %s", kind, len(vectors), reason)

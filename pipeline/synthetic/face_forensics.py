@@ -225,7 +225,7 @@ def _region_texture(bands: tuple[np.ndarray, np.ndarray, np.ndarray], region: np
 
 def _head_crop(image: np.ndarray, landmarks: np.ndarray, max_pixels: int) -> tuple[np.ndarray | None, np.ndarray]:
     """The frame around the head, shrunk to `max_pixels`, and the template-to-crop 2x3 matrix."""
-    to_image = cv2.invertAffineTransform(alignment_matrix(landmarks))
+    to_image = np.asarray(cv2.invertAffineTransform(alignment_matrix(landmarks)), dtype=np.float64)
     corners = _ellipse_points(_AROUND_SCALES[1]) @ to_image[:, :2].T + to_image[:, 2]
     h, w = image.shape[:2]
     x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
@@ -261,7 +261,7 @@ def _ellipse_mask(shape: tuple[int, int], to_crop: np.ndarray, scale: float) -> 
 def _band_energies(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Squared band-pass responses: fine texture/noise, edges, and edge energy pooled over 5x5."""
     g1, g2 = (cv2.GaussianBlur(grey, (0, 0), s) for s in _SIGMAS)
-    fine, edges = cv2.pow(grey - g1, 2), cv2.pow(g1 - g2, 2)
+    fine, edges = np.square(grey - g1), np.square(g1 - g2)
     return fine, edges, cv2.blur(edges, (5, 5))
 
 
@@ -310,7 +310,7 @@ def identity_jitter(track: Track, min_faces: int) -> float | None:
     usable = track.usable_faces
     if len(usable) < min_faces:
         return None
-    embeddings = np.stack([f.embedding for f in usable])
+    embeddings = np.stack([f.vector for f in usable])
     mean = embeddings.mean(axis=0)
     mean /= max(float(np.linalg.norm(mean)), 1e-12)
     return float(np.median(1.0 - embeddings @ mean))

@@ -148,7 +148,7 @@ class FaceSwapSignal:
             return Signal("face_swap", None, cfg.weight,
                           f"no track with {cfg.min_faces}+ frontal faces of at least {cfg.min_face_px:.0f} px")
         scores = {track_id: probe.score(logit) for track_id, (logit, _) in values.items()}
-        worst = max(scores, key=scores.get)
+        worst = max(scores, key=lambda track_id: scores[track_id])
         logit, faces = values[worst]
         return Signal("face_swap", scores[worst], cfg.weight,
                       f"track {worst} ({faces} faces): face-swap probe logit {logit:.2f} (real faces: median "
