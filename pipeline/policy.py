@@ -100,7 +100,8 @@ def assess_ai(score: float, decisive: bool, disclosure: Disclosure, summary: str
     if disclosure.uploader:
         summary = "the uploader declared it AI-generated" + (f"; {summary}" if decisive else "")
     if level is AiLevel.NONE and disclosure.unread_label:  # a label we cannot read is no proof of absence
-        level, summary = AiLevel.POSSIBLE, f"the file carries an AI-label field whose value is not understood; {summary}"
+        level = AiLevel.POSSIBLE
+        summary = f"the file carries an AI-label field whose value is not understood; {summary}"
     return AiEvidence(level, score, disclosure, summary, face_swap, config.undeclared_ai_action == "label")
 
 
