@@ -191,7 +191,7 @@ def remove(response: Response, identity_id: str = IdentityId, who: Principal = D
 @router.get("/v1/findings", response_model=list[FindingOut], tags=["findings"],
             summary="Findings about your likenesses, newest first")
 def findings(identity_id: str | None = Query(None, max_length=64, pattern=fields.ID_PATTERN),
-             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000_000),
              who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[FindingOut]:
     return [FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
                        confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,
