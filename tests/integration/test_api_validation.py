@@ -230,3 +230,67 @@ def test_an_unhandled_error_is_json_and_not_raised_to_the_server(make_stack, mak
         response = strict.get("/v1/jobs/abc", headers=tube)
         assert _error(response, 500) == "internal error"
         assert "secret" not in response.text
+
+
+def test_a_kept_alive_connection_survives_errors(make_stack, make_client, monkeypatch):
+    """A real server (uvicorn) and one connection: a 500, then the bad inputs the black-box run sent,
+    then a good request, all answered on that same connection."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from samples.services import free_port
+
+    stack = make_stack()
+    client = make_client(stack)
+    tube = client.key("platform", "tube")
+    app = create_api(stack.settings())
+    real_get = app.state.service.jobs.get
+
+    def broken(job_id):
+        if job_id == "boom":
+            raise RuntimeError("boom")
+        return real_get(job_id)
+
+    monkeypatch.setattr(app.state.service.jobs, "get", broken)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        key = tube["X-API-Key"]
+
+        def form(fields: dict[str, str]) -> bytes:
+            body = b"".join(b"--b\r\nContent-Disposition: form-data; name=\"" + k.encode() + b"\"\r\n\r\n"
+                            + v.encode() + b"\r\n" for k, v in fields.items()) + b"--b--\r\n"
+            return (f"POST /v1/scans HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: multipart/form-data; "
+                    f"boundary=b\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+        requests = [f"GET /v1/jobs/boom HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n".encode(),
+                    form({"uploader": "u", "path": "in/a\x00.mp4"}),
+                    form({"uploader": "u", "path": "a" * 5000}),
+                    form({"uploader": "u\x00", "path": "in/a.mp4"}),
+                    f"GET /v1/jobs/nope HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n".encode()]
+        expected = [500, 400, 422, 400, 404]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            reader = conn.makefile("rb")
+            for request, status in zip(requests, expected):
+                conn.sendall(request)
+                line = reader.readline()
+                assert line.startswith(f"HTTP/1.1 {status} ".encode()), (request[:60], line)
+                length = 0
+                while (header := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    assert not (name.lower() == "connection" and "close" in value.lower()), request[:60]
+                reader.read(length)
+    finally:
+        server.should_exit = True
+        thread.join(10)
