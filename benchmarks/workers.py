@@ -53,7 +53,7 @@ def _run(base: Path, redis_url: str, database_url: str | None, segment_s: float,
                                files=[("files", ("yao.jpg", handle))]).json()["id"]
         wait_for(lambda: http.get(f"/v1/jobs/{enroll}", headers=owner_key).json()["status"] == "done", 120,
                  "enrollment")
-        paths = {name: copy_into(stack.media_root, video(name), f"{name}.mp4") for name in names}
+        paths = {name: copy_into(stack.media_root, video(name), f"platforms/bench/{name}.mp4") for name in names}
         began = time.monotonic()
         submitted = {}
         for r in range(repeat):

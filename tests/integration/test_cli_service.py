@@ -62,7 +62,7 @@ def test_worker_and_serve_commands(make_stack, tmp_path):
         wait_for(lambda: " ready." in worker_log.read_text(), 60, "the worker")
         issued = _likeness(stack, "issue-key", "--role", "platform", "--principal", "tube")
         key = {"X-API-Key": json.loads(issued.stdout)["key"]}
-        copy_into(stack.media_root, video("yao-static-5s"), "clip.mp4")
+        copy_into(stack.media_root, video("yao-static-5s"), "platforms/tube/clip.mp4")
         job = httpx.post(f"{base}/v1/scans", headers=key, data={"uploader": "u", "path": "clip.mp4"}).json()
         done = wait_for(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
             httpx.get(f"{base}/v1/jobs/{job['id']}", headers=key).json()), 120, "the scan")

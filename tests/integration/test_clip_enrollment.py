@@ -27,7 +27,7 @@ def test_a_person_registered_from_a_clip_over_http_is_found(tmp_path, make_stack
     assert result["accepted"] and all(a.startswith("my-interview.mp4@") for a in result["accepted"])
     assert result["clips"][0]["clip"] == "my-interview.mp4" and result["clips"][0]["kept"]
 
-    copy_into(stack.media_root, video("yao-8s"), "yao.mp4")
+    copy_into(stack.media_root, video("yao-8s"), "platforms/tube/yao.mp4")
     scan = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "yao.mp4"}).json()
     done = wait_for(lambda: client.finished(scan["id"], platform), 300, "the scan")
     assert done["status"] == "done", done

@@ -49,8 +49,8 @@ def test_a_platform_deletes_its_scan_and_old_scans_are_purged(make_stack, make_c
     nba = client.key("rights_holder", "nba")
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
     yao = _register(client, nba)
-    clip = stack.media_root / "in" / "clip.mp4"
-    clip.parent.mkdir()
+    clip = stack.media_root / "platforms" / "tube" / "in" / "clip.mp4"  # tube's own folder
+    clip.parent.mkdir(parents=True)
     encode_video(clip, [Scene(photo("yaoming.jpg"), 3.0, "pan")])
 
     def upload(uploader: str):

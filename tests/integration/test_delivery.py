@@ -29,7 +29,7 @@ def test_worker_killed_mid_scan_another_finishes(make_stack, make_client, worker
     first = workers(stack, "doomed")
     client = make_client(stack)
     platform = client.key("platform", "tube")
-    copy_into(stack.media_root, video("yao-12s"), "clip.mp4")
+    copy_into(stack.media_root, video("yao-12s"), "platforms/tube/clip.mp4")
     job_id = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "clip.mp4"}).json()["id"]
 
     wait_for(lambda: (client.job(job_id, platform)["progress"] or {}).get("frames_done", 0) >= 3, 120,
@@ -59,7 +59,7 @@ def test_redis_stopped_mid_run_no_job_lost(make_stack, make_client, workers, tmp
         platform = client.key("platform", "tube")
         names = ["yao-static-5s", "gdp-5s", "yao-zoom-out-5s"]
         for name in names:
-            copy_into(stack.media_root, video(name), f"{name}.mp4")
+            copy_into(stack.media_root, video(name), f"platforms/tube/{name}.mp4")
         submit = lambda name: client.http.post(  # noqa: E731
             "/v1/scans", headers=platform, data={"uploader": "u", "path": f"{name}.mp4"}).json()["id"]
         jobs = [submit(name) for name in names[:2]]

@@ -113,7 +113,7 @@ def test_register_upload_poll_report_remove(make_stack, make_client, workers, we
         [r.embedding for r in store.references()], 5)[0]} == {"Crowd"}
     assert client.http.get("/v1/likenesses", headers=nba).json() == []
 
-    copy_into(stack.media_root, clip, "incoming/clip.mp4")
+    copy_into(stack.media_root, clip, "platforms/tube/incoming/clip.mp4")
     rescan = client.http.post("/v1/scans", headers={**platform, "Idempotency-Key": "rescan-after-removal"},
                               data={"uploader": "user-17", "path": "incoming/clip.mp4"})
     assert rescan.status_code == 202, rescan.text

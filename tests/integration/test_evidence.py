@@ -43,7 +43,7 @@ def test_evidence_images_reach_whom_they_concern_and_go_with_the_likeness(
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
     yao = _register(client, nba, "yaoming.jpg")
 
-    upload = stack.media_root / "in" / "portrait.mp4"
+    upload = stack.media_root / "platforms" / "tube" / "in" / "portrait.mp4"  # tube's own folder
     upload.parent.mkdir(parents=True)
     encode_video(upload, [Scene(photo("yaoming.jpg"), 6.0, "pan")], size=(360, 640), fps=25, rotation=90, gop=25)
     submitted = client.http.post("/v1/scans", headers=tube, data={"uploader": "user-1", "path": "in/portrait.mp4"})

@@ -23,7 +23,7 @@ def test_both_workers_scan_segments_of_one_two_minute_video(make_stack, make_cli
     started = [workers(stack, f"parallel-{i}") for i in range(2)]
     client = make_client(stack)
     platform = client.key("platform", "tube")
-    copy_into(stack.media_root, video("yao-120s"), "long.mp4")
+    copy_into(stack.media_root, video("yao-120s"), "platforms/tube/long.mp4")
     job_id = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "path": "long.mp4"}).json()["id"]
     job = wait_for(lambda: client.finished(job_id, platform), 1200, "the scan with 2 workers", 0.5)
     assert job["status"] == "done", (job, *(w.tail() for w in started))

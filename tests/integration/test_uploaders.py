@@ -34,7 +34,8 @@ def test_a_platform_cannot_impersonate_the_owner_or_another_platforms_user(make_
     listed = client.http.get("/v1/likenesses", headers=nba).json()
     assert [(i["id"], i["authorized_uploaders"], i["match_threshold"]) for i in listed] == \
         [(yao, ["tube:yao-official"], 0.45)]
-    copy_into(stack.media_root, video("yao-static-5s"), "in/clip.mp4")
+    for name in ("tube", "vimeo"):  # each platform scans from its own folder
+        copy_into(stack.media_root, video("yao-static-5s"), f"platforms/{name}/in/clip.mp4")
 
     def scan(platform: dict, uploader: str, key: str | None = None) -> dict:
         headers = {**platform, "Idempotency-Key": key} if key else platform
