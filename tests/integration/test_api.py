@@ -207,3 +207,64 @@ def test_owner_changes_policy_uploaders_and_threshold(make_stack, make_client):
         ("no_ai", ["tube:user-17"], None)
     assert http.get("/v1/likenesses", headers=nba).json() == [cleared]
     assert http.get("/v1/likenesses", headers=studio).json() == []
+
+
+def test_platform_lists_its_scans_a_page_at_a_time(make_stack, make_client):
+    """GET /v1/scans: the caller's scans only, filtered, newest first, and a cursor that continues
+    where its page ended though newer scans arrived; a bad cursor is a 400 naming it."""
+    stack = make_stack()
+    client = make_client(stack)
+    http, tube, other = client.http, client.key("platform", "tube"), client.key("platform", "other")
+    jobs = Service(stack.settings()).jobs
+    start = now() - timedelta(hours=1)
+
+    def scan(n: int, principal: str = "tube", verdict: str | None = None, error: str | None = None) -> str:
+        job, _ = jobs.create("scan", principal, {"video": f"/srv/media/v{n}.mp4", "uploader": f"user-{n}"})
+        with jobs.db.transaction() as s:
+            s.get(JobRow, job.id).created_at = start + timedelta(minutes=n)
+        if verdict:
+            jobs.complete_scan(job, {"verdict": {"action": verdict}, "gallery_version": 1, "findings": []}, [],
+                               webhook=False)
+        if error:
+            jobs.fail(job.id, error)
+        return job.id
+
+    ids = [scan(0, verdict="allow"), scan(1, verdict="block"), scan(2, error="decode: /srv/media/secret/v2.mp4 broken"),
+           scan(3), scan(4, verdict="block")]
+    scan(5, principal="other", verdict="block")
+
+    page = http.get("/v1/scans", headers=tube).json()
+    assert page["total"] == 5 and page["next_cursor"] is None
+    assert [item["scan_id"] for item in page["items"]] == ids[::-1]
+    newest, failed = page["items"][0], page["items"][2]
+    assert (newest["status"], newest["verdict"], newest["uploader"], newest["error"]) == \
+        ("done", "block", "user-4", None)
+    assert newest["created_at"].endswith("Z") and newest["finished_at"]
+    assert (failed["status"], failed["verdict"], failed["error"]) == ("failed", None, "decode: v2.mp4 broken")
+    assert page["items"][1]["status"] == "queued" and page["items"][1]["finished_at"] is None
+
+    def listed(**query):
+        answer = http.get("/v1/scans", headers=tube, params=query)
+        assert answer.status_code == 200, answer.text
+        return [item["scan_id"] for item in answer.json()["items"]], answer.json()["total"]
+
+    assert listed(verdict="block") == ([ids[4], ids[1]], 2)
+    assert listed(status="failed") == ([ids[2]], 1)
+    assert listed(status="done", verdict="allow") == ([ids[0]], 1)
+    assert listed(since=(start + timedelta(minutes=3)).isoformat()) == ([ids[4], ids[3]], 2)
+    assert listed(since=(start + timedelta(minutes=3)).replace(tzinfo=None).isoformat()) == ([ids[4], ids[3]], 2)
+    assert http.get("/v1/scans", headers=other).json()["total"] == 1
+
+    first = http.get("/v1/scans", headers=tube, params={"limit": 2}).json()
+    assert [i["scan_id"] for i in first["items"]] == ids[:2:-1] and first["total"] == 5 and first["next_cursor"]
+    scan(9, verdict="allow")  # newer than everything: not in the pages that follow
+    second = http.get("/v1/scans", headers=tube, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [i["scan_id"] for i in second["items"]] == [ids[2], ids[1]] and second["total"] == 6
+    third = http.get("/v1/scans", headers=tube, params={"limit": 2, "cursor": second["next_cursor"]}).json()
+    assert [i["scan_id"] for i in third["items"]] == [ids[0]] and third["next_cursor"] is None
+
+    for bad in ("nope", "eyJ0IjogMX0", first["next_cursor"][:-3]):
+        assert _error(http.get("/v1/scans", headers=tube, params={"cursor": bad}), 400).startswith("cursor:")
+    assert _error(http.get("/v1/scans", headers=tube, params={"limit": 201}), 422).startswith("limit:")
+    assert _error(http.get("/v1/scans", headers=tube, params={"verdict": "maybe"}), 422).startswith("verdict:")
+    assert "platform" in _error(http.get("/v1/scans", headers=client.key("rights_holder", "nba")), 403)

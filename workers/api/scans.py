@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path as FilePath
-from typing import Any
+from typing import Any, Literal
 
 from celery import Celery
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
 
 from workers.scans import retention
-from workers.api import fields
+from workers.api import fields, pages
 from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, own_job, publish, scrub
 from workers.data.keys import SEPARATOR, Principal
 from workers.scans.evidence import MAX_IMAGES, image_path
 from workers.data.jobs import DELETED, new_id
-from workers.api.schemas import JobOut
+from workers.api.schemas import JobOut, ScanItem, ScanPage
 from workers.service import Service
 from workers.data.files import (MAX_PATH, UploadRefused, display_name, file_sha256, platform_dir,
                                 resolve_platform_path, safe_suffix, save_bounded, upload_dir)
@@ -97,6 +98,31 @@ def submit_scan(
         return job_out(job, svc)
     publish(celery, job)
     return job_out(job, svc)
+
+
+@router.get("/v1/scans", response_model=ScanPage,
+            responses={400: {"description": "`cursor` is not one this service handed out."}},
+            summary="Your scans, newest first, a page at a time")
+def list_scans(status: Literal["queued", "running", "done", "failed", "deleted"] | None = Query(None),
+               verdict: Literal["allow", "label", "review", "restrict", "block"] | None = Query(
+                   None, description="Only done scans with this verdict action."),
+               since: datetime | None = Query(None, description="Only scans submitted at or after this time "
+                                                                "(ISO 8601; without an offset: UTC)."),
+               limit: int = Query(50, ge=1, le=200),
+               cursor: str | None = Query(None, description="The `next_cursor` of the page before."),
+               who: Principal = Depends(platform), svc: Service = Depends(service)) -> ScanPage:
+    """Only the calling platform's scans. Pages follow (created_at, scan id) descending, and a cursor
+    continues right after the last scan of its page, whatever was submitted since."""
+    after = pages.decode(cursor, str)
+    rows, total = svc.jobs.scans_of(who.name, status, verdict, pages.moment(since), after, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
+    items = [ScanItem(scan_id=job.id, status=job.status, uploader=job.params.get("uploader"),
+                      verdict=action if job.status == "done" else None, created_at=job.created_at,
+                      finished_at=job.finished_at,
+                      error=scrub(job.error) if job.error and job.status == "failed" else None)
+             for job, action in rows]
+    last = rows[-1][0] if more else None
+    return ScanPage(items=items, total=total, next_cursor=pages.encode(last.created_at, last.id) if last else None)
 
 
 def client_report(report: dict, params: dict, media_root: FilePath) -> dict:

@@ -60,6 +60,23 @@ class JobOut(BaseModel):
     finished_at: Moment | None
 
 
+class ScanItem(BaseModel):
+    scan_id: str
+    status: Literal["queued", "running", "done", "failed", "deleted"]
+    uploader: str | None = Field(description="Your id of the uploader, as sent; null once the scan was deleted.")
+    verdict: Literal["allow", "label", "review", "restrict", "block"] | None = Field(
+        description="The verdict's action; set only when status is done.")
+    created_at: Moment
+    finished_at: Moment | None
+    error: str | None = Field(description="Why the scan failed; set only when status is failed.")
+
+
+class ScanPage(BaseModel):
+    items: list[ScanItem]
+    total: int = Field(description="Scans matching the filter, over every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
 class KeyIn(BaseModel):
     role: Role
     principal: str = Field(min_length=1, max_length=200, pattern=r"^[^:/\\\x00-\x1f\x7f]+$",

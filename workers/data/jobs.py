@@ -212,6 +212,29 @@ class JobStore:
         except IntegrityError:
             return False
 
+    def scans_of(self, principal: str, status: str | None = None, verdict: str | None = None,
+                 since: datetime | None = None, after: tuple[datetime, str] | None = None,
+                 limit: int = 50) -> tuple[list[tuple[JobRow, str | None]], int]:
+        """A platform's scans with their verdict action (None unless done), newest first (created_at,
+        then id, both descending); `after` is the (created_at, id) of the last scan of the page before:
+        the page goes on strictly after it, whatever was submitted since. Also the number of scans the
+        filter matches, over every page."""
+        query = (select(JobRow, ScanRow.action).outerjoin(ScanRow, ScanRow.id == JobRow.id)
+                 .where(JobRow.kind == "scan", JobRow.principal == principal))
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        if verdict is not None:
+            query = query.where(ScanRow.action == verdict)
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            if after is not None:
+                at, last = after
+                query = query.where((JobRow.created_at < at) | ((JobRow.created_at == at) & (JobRow.id < last)))
+            rows = s.execute(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)).all()
+            return [(job, action) for job, action in rows], total
+
     def report(self, job_id: str) -> dict | None:
         with self.db.session() as s:
             row = s.get(ScanRow, job_id)

@@ -1,0 +1,44 @@
+"""Cursor pagination: a list answers `next_cursor`, an opaque token holding the sort key of the
+page's last item (newest first: its time, then its id), so the next page starts right after it
+even when newer items arrived meanwhile. The token is base64url of a small JSON object."""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException
+
+from gallery.store import utc
+
+MAX_CURSOR = 500
+
+
+def encode(at: datetime, last: Any) -> str:
+    body = json.dumps({"t": utc(at).isoformat(), "id": last}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode(cursor: str | None, id_type: type) -> tuple[datetime, Any] | None:
+    """The (time, id) a cursor holds; 400 naming `cursor` for anything this service did not hand out."""
+    if cursor is None:
+        return None
+    try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at = datetime.fromisoformat(raw["t"])
+        last = raw["id"]
+        if at.tzinfo is None or type(last) is not id_type:
+            raise ValueError("not a cursor")
+        return at.astimezone(UTC), last
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(400, "cursor: not a cursor this service handed out (pass `next_cursor` as it "
+                                 "came, or leave it out for the first page)") from exc
+
+
+def moment(value: datetime | None) -> datetime | None:
+    """A `since` filter as an aware UTC time (a time without offset is taken as UTC)."""
+    return None if value is None else utc(value).astimezone(UTC)
