@@ -12,6 +12,7 @@ import redis
 from gallery.store import GalleryStore
 from samples.photos import package_photo
 from samples.services import copy_into, free_port, video
+from workers.api import pages
 from workers.app import sender
 from workers.data.db import JobRow, now
 from workers.recovery import sweep
@@ -263,7 +264,10 @@ def test_platform_lists_its_scans_a_page_at_a_time(make_stack, make_client):
     third = http.get("/v1/scans", headers=tube, params={"limit": 2, "cursor": second["next_cursor"]}).json()
     assert [i["scan_id"] for i in third["items"]] == [ids[0]] and third["next_cursor"] is None
 
-    for bad in ("nope", "eyJ0IjogMX0", first["next_cursor"][:-3]):
+    assert _error(http.get("/v1/scans", headers=tube, params={"since": "0001-01-01T00:00:00+05:00"}),
+                  400).startswith("since:")
+    forged = pages.encode(start, "a\u0000b")
+    for bad in ("nope", "eyJ0IjogMX0", first["next_cursor"][:-3], forged, pages.encode(start, 7)):
         assert _error(http.get("/v1/scans", headers=tube, params={"cursor": bad}), 400).startswith("cursor:")
     assert _error(http.get("/v1/scans", headers=tube, params={"limit": 201}), 422).startswith("limit:")
     assert _error(http.get("/v1/scans", headers=tube, params={"verdict": "maybe"}), 422).startswith("verdict:")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException
 
 from gallery.store import utc
+from workers.api.fields import ID_PATTERN
 
 MAX_CURSOR = 500
 
@@ -33,12 +35,19 @@ def decode(cursor: str | None, id_type: type) -> tuple[datetime, Any] | None:
         last = raw["id"]
         if at.tzinfo is None or type(last) is not id_type:
             raise ValueError("not a cursor")
+        if isinstance(last, str) and not re.fullmatch(ID_PATTERN, last) or \
+                isinstance(last, int) and not 0 <= last < 2**31:
+            raise ValueError("not an id")
         return at.astimezone(UTC), last
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error) as exc:
         raise HTTPException(400, "cursor: not a cursor this service handed out (pass `next_cursor` as it "
                                  "came, or leave it out for the first page)") from exc
 
 
-def moment(value: datetime | None) -> datetime | None:
-    """A `since` filter as an aware UTC time (a time without offset is taken as UTC)."""
-    return None if value is None else utc(value).astimezone(UTC)
+def moment(field: str, value: datetime | None) -> datetime | None:
+    """A time filter as an aware UTC time (a time without offset is taken as UTC); 400 naming
+    `field` for one that is not a time in UTC's range."""
+    try:
+        return None if value is None else utc(value).astimezone(UTC)
+    except OverflowError as exc:
+        raise HTTPException(400, f"{field}: out of range") from exc

@@ -114,7 +114,7 @@ def list_scans(status: Literal["queued", "running", "done", "failed", "deleted"]
     """Only the calling platform's scans. Pages follow (created_at, scan id) descending, and a cursor
     continues right after the last scan of its page, whatever was submitted since."""
     after = pages.decode(cursor, str)
-    rows, total = svc.jobs.scans_of(who.name, status, verdict, pages.moment(since), after, limit + 1)
+    rows, total = svc.jobs.scans_of(who.name, status, verdict, pages.moment("since", since), after, limit + 1)
     more, rows = len(rows) > limit, rows[:limit]
     items = [ScanItem(scan_id=job.id, status=job.status, uploader=job.params.get("uploader"),
                       verdict=action if job.status == "done" else None, created_at=job.created_at,
