@@ -8,13 +8,14 @@ from datetime import timedelta
 
 import pytest
 import redis
+from sqlalchemy import select
 
 from gallery.store import GalleryStore
 from samples.photos import package_photo
 from samples.services import copy_into, free_port, video
 from workers.api import pages
 from workers.app import sender
-from workers.data.db import JobRow, now
+from workers.data.db import FindingRow, JobRow, now
 from workers.recovery import sweep
 from workers.service import Service
 
@@ -272,3 +273,53 @@ def test_platform_lists_its_scans_a_page_at_a_time(make_stack, make_client):
     assert _error(http.get("/v1/scans", headers=tube, params={"limit": 201}), 422).startswith("limit:")
     assert _error(http.get("/v1/scans", headers=tube, params={"verdict": "maybe"}), 422).startswith("verdict:")
     assert "platform" in _error(http.get("/v1/scans", headers=client.key("rights_holder", "nba")), 403)
+
+
+def test_owner_pages_through_findings_with_a_cursor(make_stack, make_client):
+    """GET /v1/findings: the body stays a list; X-Total-Count and X-Next-Cursor page it newest first,
+    `since` filters, and the deprecated `offset` still skips."""
+    stack = make_stack()
+    client = make_client(stack)
+    http, nba = client.http, client.key("rights_holder", "nba")
+    jobs = Service(stack.settings()).jobs
+    start = now() - timedelta(hours=1)
+
+    def finding(identity: str, owner: str = "nba") -> dict:
+        return {"identity": {"id": identity, "owner": owner}, "category": "real", "action": "block",
+                "confidence": 0.9, "similarity": 0.7, "start_s": 0.0, "end_s": 1.0}
+
+    def scan(n: int, *found: dict) -> str:
+        job, _ = jobs.create("scan", "tube", {"video": f"/srv/v{n}.mp4", "uploader": "u"})
+        jobs.complete_scan(job, {"verdict": {"action": "block"}, "gallery_version": 1, "findings": list(found)},
+                           list(found), webhook=False)
+        with jobs.db.transaction() as s:
+            for row in s.scalars(select(FindingRow).where(FindingRow.scan_id == job.id)):
+                row.created_at = start + timedelta(minutes=n)
+        return job.id
+
+    scans = [scan(0, finding("yao")), scan(1, finding("yao"), finding("kobe")), scan(2, finding("kobe")),
+             scan(3, finding("yao"), finding("x", owner="studio"))]
+
+    def get(**query):
+        answer = http.get("/v1/findings", headers=nba, params=query)
+        assert answer.status_code == 200, answer.text
+        return ([(f["scan_id"], f["identity_id"]) for f in answer.json()], int(answer.headers["X-Total-Count"]),
+                answer.headers.get("X-Next-Cursor"))
+
+    everything, total, cursor = get()
+    assert total == 5 and cursor is None and [s for s, _ in everything] == [scans[3], scans[2], scans[1], scans[1],
+                                                                           scans[0]]
+    assert get(identity_id="yao")[:2] == ([(scans[3], "yao"), (scans[1], "yao"), (scans[0], "yao")], 3)
+    assert get(since=(start + timedelta(minutes=2)).isoformat())[:2] == ([(scans[3], "yao"), (scans[2], "kobe")], 2)
+    assert get(limit=2, offset=1)[0] == everything[1:3]  # deprecated, still honoured
+
+    first, total, cursor = get(limit=2)
+    assert first == everything[:2] and total == 5 and cursor
+    newer = scan(9, finding("yao"))  # found after the first page: not in the pages that follow
+    second, total, cursor = get(limit=2, cursor=cursor)
+    assert second == everything[2:4] and total == 6 and cursor
+    assert get(limit=2, cursor=cursor)[::2] == (everything[4:], None)
+    assert get(limit=1)[0] == [(newer, "yao")]
+    assert _error(http.get("/v1/findings", headers=nba, params={"cursor": pages.encode(start, "abc")}),
+                  400).startswith("cursor:")
+    assert http.get("/v1/findings", headers=client.key("rights_holder", "studio")).headers["X-Total-Count"] == "1"

@@ -6,6 +6,7 @@ findings are invisible, not forbidden, so their existence is not revealed either
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 from celery import Celery
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path,
 from gallery.store import KINDS, check_match_threshold
 from pipeline.policy import DEFAULT_POLICY, Policy
 from pipeline.types import IdentityInfo
-from workers.api import fields
+from workers.api import fields, pages
 from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, publish
 from workers.data.keys import Principal, check_authorized_uploader
@@ -189,11 +190,32 @@ def remove(response: Response, identity_id: str = IdentityId, who: Principal = D
 
 
 @router.get("/v1/findings", response_model=list[FindingOut], tags=["findings"],
-            summary="Findings about your likenesses, newest first")
-def findings(identity_id: str | None = Query(None, max_length=64, pattern=fields.ID_PATTERN),
-             limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000_000),
+            responses={200: {"headers": {
+                "X-Total-Count": {"description": "Findings the filter matches, over every page.",
+                                  "schema": {"type": "integer"}},
+                "X-Next-Cursor": {"description": "Pass as `cursor` for the next page; absent on the last page.",
+                                  "schema": {"type": "string"}}}},
+                       400: {"description": "`cursor` is not one this service handed out."}},
+            summary="Findings about your likenesses, newest first, a page at a time")
+def findings(response: Response,
+             identity_id: str | None = Query(None, max_length=64, pattern=fields.ID_PATTERN),
+             since: datetime | None = Query(None, description="Only findings made at or after this time "
+                                                              "(ISO 8601; without an offset: UTC)."),
+             limit: int = Query(100, ge=1, le=1000),
+             cursor: str | None = Query(None, description="The X-Next-Cursor header of the page before."),
+             offset: int = Query(0, ge=0, le=1_000_000_000, deprecated=True,
+                                 description="Deprecated (removed in the next release): use `cursor`."),
              who: Principal = Depends(rights_holder), svc: Service = Depends(service)) -> list[FindingOut]:
+    """The body stays a list (as before); the page's `total` and `next_cursor` come as the headers
+    X-Total-Count and X-Next-Cursor. Pages follow (created_at, finding id) descending, and a cursor
+    continues right after its page's last finding, whatever was found since."""
+    after = pages.decode(cursor, int)
+    rows, total = svc.jobs.findings_of(who.name, identity_id, limit + 1, offset, pages.moment("since", since), after)
+    more, rows = len(rows) > limit, rows[:limit]
+    response.headers["X-Total-Count"] = str(total)
+    if more:
+        response.headers["X-Next-Cursor"] = pages.encode(rows[-1].created_at, rows[-1].id)
     return [FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
                        confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,
                        created_at=f.created_at, detail=f.data)
-            for f in svc.jobs.findings_of(who.name, identity_id, limit, offset)]
+            for f in rows]

@@ -240,13 +240,24 @@ class JobStore:
             row = s.get(ScanRow, job_id)
             return row.report if row else None
 
-    def findings_of(self, owner: str, identity_id: str | None = None, limit: int = 100,
-                    offset: int = 0) -> list[FindingRow]:
+    def findings_of(self, owner: str, identity_id: str | None = None, limit: int = 100, offset: int = 0,
+                    since: datetime | None = None,
+                    after: tuple[datetime, int] | None = None) -> tuple[list[FindingRow], int]:
+        """An owner's findings, newest first (created_at, then id, both descending), from right after
+        `after` (the page before's last (created_at, id)); and how many the filter matches in all."""
         with self.db.session() as s:
             query = select(FindingRow).where(FindingRow.owner == owner)
             if identity_id is not None:
                 query = query.where(FindingRow.identity_id == identity_id)
-            return list(s.scalars(query.order_by(FindingRow.id.desc()).limit(limit).offset(offset)))
+            if since is not None:
+                query = query.where(FindingRow.created_at >= since)
+            total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+            if after is not None:
+                at, last = after
+                query = query.where((FindingRow.created_at < at) |
+                                    ((FindingRow.created_at == at) & (FindingRow.id < last)))
+            query = query.order_by(FindingRow.created_at.desc(), FindingRow.id.desc()).limit(limit).offset(offset)
+            return list(s.scalars(query)), total
 
     def finding(self, scan_id: str, identity_id: str) -> FindingRow | None:
         with self.db.session() as s:
