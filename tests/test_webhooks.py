@@ -4,11 +4,14 @@ SNI and certificate verification for the URL's host name)."""
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import ipaddress
 import json
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from workers.scans import webhooks
-from workers.scans.webhooks import EVENT_HEADER, SIGNATURE_HEADER, WebhookError, WebhookRefused, deliver, sign
+from workers.scans.webhooks import (EVENT_HEADER, REPLAY_WINDOW_S, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookError,
+                                    WebhookRefused, body, deliver, failed_body, sign, verify)
 
 HOST = "hooks.likeness-test.invalid"  # .invalid never resolves for real (RFC 6761)
 DATA = json.dumps({"event": "scan.finished", "job_id": "job-1"}).encode()
@@ -101,7 +105,12 @@ def test_delivery_goes_to_the_resolved_address_with_the_urls_host(server, resolv
     assert call["path"] == "/hooks/likeness?x=1"
     assert call["body"] == DATA
     assert call["headers"][EVENT_HEADER] == "job-1"
-    assert call["headers"][SIGNATURE_HEADER] == sign(DATA, "s3cret")
+    timestamp = int(call["headers"][TIMESTAMP_HEADER])
+    assert abs(time.time() - timestamp) < 60
+    assert call["headers"][SIGNATURE_HEADER] == sign(DATA, "s3cret", timestamp)
+    assert call["headers"][SIGNATURE_HEADER] == "sha256=" + hmac.new(
+        b"s3cret", f"{timestamp}.".encode() + DATA, hashlib.sha256).hexdigest()
+    assert verify(DATA, call["headers"][SIGNATURE_HEADER], call["headers"][TIMESTAMP_HEADER], "s3cret")
     assert resolver["lookups"] == [HOST]  # resolved exactly once, and nothing else resolved it again
 
 
@@ -235,3 +244,27 @@ def test_the_public_address_check_itself(resolver):
     resolver["answers"][HOST] = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
     assert webhooks.resolve(f"https://{HOST}/", allow_private=False) == [
         "93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+
+
+def test_a_receiver_refuses_replays_and_tampering():
+    """verify: the signature covers the timestamp and the body; timestamps past the window are refused."""
+    at = 1_800_000_000
+    signature = sign(DATA, "s3cret", at)
+    assert verify(DATA, signature, str(at), "s3cret", now=at + REPLAY_WINDOW_S)
+    assert REPLAY_WINDOW_S == 300
+    assert not verify(DATA, signature, str(at), "s3cret", now=at + REPLAY_WINDOW_S + 1)  # a replay, too late
+    assert not verify(DATA, signature, str(at + 1), "s3cret", now=at)  # another timestamp: another signature
+    assert not verify(DATA + b" ", signature, str(at), "s3cret", now=at)
+    assert not verify(DATA, signature, str(at), "other", now=at)
+    assert not verify(DATA, signature, None, "s3cret", now=at) and not verify(DATA, None, str(at), "s3cret", now=at)
+    assert not verify(DATA, signature, "-1", "s3cret", now=at) and not verify(DATA, signature, "\u00b2", "s3cret")
+
+
+def test_bodies_of_both_terminal_events():
+    report = {"verdict": {"action": "allow", "reasons": []}, "findings": []}
+    assert json.loads(body("job-1", "user-17", report)) == {
+        "event": "scan.finished", "job_id": "job-1", "uploader": "user-17", "verdict": report["verdict"],
+        "findings": [], "report": "/v1/scans/job-1/report"}
+    assert json.loads(failed_body("job-2", "user-17", "not a video")) == {
+        "event": "scan.failed", "job_id": "job-2", "uploader": "user-17", "error": "not a video",
+        "job": "/v1/jobs/job-2"}

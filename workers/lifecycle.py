@@ -32,6 +32,21 @@ def _load_models(**_) -> None:
              runtime.detector.provider, runtime.embedder.dim)
 
 
+def fail_job(job_id: str, reason: str) -> bool:
+    """Fail an active job and, for a scan with a callback URL, send its `scan.failed` webhook (if
+    the broker is away, the sweep sends it: the webhook is pending in the database)."""
+    jobs = context().jobs
+    if not jobs.fail(job_id, reason):
+        return False
+    job = jobs.get(job_id)
+    if job is not None and job.webhook_status == "pending":
+        try:
+            dispatch.send(app, dispatch.WEBHOOK, job_id)
+        except Exception as exc:  # broker errors come in many types; the sweep re-sends pending webhooks
+            log.warning("job %s failed; its webhook was not sent (the sweep will send it): %s", job_id, exc)
+    return True
+
+
 def failure_reason(exception: BaseException) -> str:
     if isinstance(exception, (SoftTimeLimitExceeded, TimeLimitExceeded)):
         return f"time limit of {settings().service.task_time_limit_s:.0f} s per task exceeded"
@@ -47,7 +62,7 @@ def _record_failure(sender=None, exception=None, args=None, **_) -> None:
     if sender.name == dispatch.WEBHOOK:
         jobs.webhook_result(args[0], "failed", failure_reason(exception))
     else:
-        jobs.fail(args[0], f"{sender.name.split('.')[-1]}: {failure_reason(exception)}")
+        fail_job(args[0], f"{sender.name.split('.')[-1]}: {failure_reason(exception)}")
 
 
 class Sweeper(bootsteps.StartStopStep):

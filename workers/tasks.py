@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseBusy
 
 import workers.lifecycle  # noqa: F401  (the worker's hooks: migrations, model loading, sweeper)
+from workers.lifecycle import fail_job
 from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
@@ -26,11 +27,11 @@ from workers.app import app, settings
 from workers.data.keys import scan_uploader
 from workers.data.db import JobRow
 from workers.enrollment import register_character, register_person
-from workers.data.jobs import ACTIVE, JobFailed
+from workers.data.jobs import ACTIVE, JobFailed, client_error
 from workers.redis_state import ensure_current
 from workers.scans.segments import merge_segments, plan_segments
 from workers.service import Service, context
-from workers.scans.webhooks import WebhookError, WebhookRefused, body, deliver
+from workers.scans.webhooks import WebhookError, WebhookRefused, body, deliver, failed_body
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def _begin(service: Service, job_id: str) -> JobRow | None:
     """Count a start of the job; fail it once it has been started too often without finishing."""
     job = service.jobs.start(job_id)
     if job is not None and job.attempts > service.settings.service.max_attempts:
-        service.jobs.fail(job_id, f"gave up after {job.attempts - 1} starts that never finished "
-                                  "(worker lost or time limit each time)")
+        fail_job(job_id, f"gave up after {job.attempts - 1} starts that never finished "
+                         "(worker lost or time limit each time)")
         return None
     return job
 
@@ -55,7 +56,7 @@ def _run_job(service: Service, job_id: str, step) -> None:
     try:
         step()
     except (VideoInputError, JobFailed) as exc:
-        service.jobs.fail(job_id, " ".join(str(exc).split()))
+        fail_job(job_id, " ".join(str(exc).split()))
 
 
 # -- scans ---------------------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def scan_segment(self, job_id: str, number: int) -> None:
             dispatch.send(app, dispatch.MERGE, job_id)
         return
     if segment.attempts > service.settings.service.max_attempts:
-        service.jobs.fail(job_id, f"segment {number} gave up after {segment.attempts - 1} starts that never "
-                                  "finished (worker lost or time limit each time)")
+        fail_job(job_id, f"segment {number} gave up after {segment.attempts - 1} starts that never "
+                         "finished (worker lost or time limit each time)")
         return
     job = service.jobs.get(job_id)
 
@@ -132,7 +133,7 @@ def merge_scan(self, job_id: str) -> None:
                                 runtime.scanner, gallery, uploader, bool(job.params.get("declared_ai", False)))
         report = build_report(result)
         evidence.attach_images(report, path, service.media_root, job_id)  # before storing: one report, whole
-        webhook = bool(job.params.get("callback_url")) and report["verdict"]["action"] != "allow"
+        webhook = bool(job.params.get("callback_url"))  # scan.finished, whatever the verdict
         if not service.jobs.complete_scan(job, report, report["findings"], webhook):
             stored = service.jobs.report(job_id) or {"findings": []}
             evidence.keep_only(service.media_root, job_id, {f["identity"]["id"] for f in stored["findings"]})
@@ -202,14 +203,22 @@ def remove_identity(self, job_id: str) -> None:
 @app.task(name=dispatch.WEBHOOK, bind=True, max_retries=_config.webhook_max_retries,
           autoretry_for=(DatabaseBusy,), retry_backoff=1, retry_jitter=True)
 def deliver_webhook(self, job_id: str) -> None:
-    """POST the verdict to the job's callback URL; retried with backoff until it is taken."""
+    """POST the verdict (scan.finished) or the error (scan.failed) to the job's callback URL; retried
+    with backoff until it is taken."""
     service = context()
     job = service.jobs.get(job_id)
     if job is None or job.webhook_status != "pending":
         return
     config = service.settings.service
     secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
-    data = body(job_id, job.params.get("uploader"), service.jobs.report(job_id))
+    if job.status == "failed":
+        data = failed_body(job_id, job.params.get("uploader"), client_error(job.error or ""))
+    else:
+        report = service.jobs.report(job_id)
+        if report is None:  # deleted meanwhile: nothing left to tell
+            service.jobs.webhook_result(job_id, "failed", "the scan was deleted before its webhook went out")
+            return
+        data = body(job_id, job.params.get("uploader"), report)
     try:
         deliver(job.params["callback_url"], data, job_id, secret, config.webhook_timeout_s,
                 config.webhook_allow_private)

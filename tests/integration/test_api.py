@@ -323,3 +323,19 @@ def test_owner_pages_through_findings_with_a_cursor(make_stack, make_client):
     assert _error(http.get("/v1/findings", headers=nba, params={"cursor": pages.encode(start, "abc")}),
                   400).startswith("cursor:")
     assert http.get("/v1/findings", headers=client.key("rights_holder", "studio")).headers["X-Total-Count"] == "1"
+
+
+def test_a_failed_scan_with_a_callback_has_its_webhook_pending(make_stack, make_client):
+    """Failing a scan with a callback URL makes its scan.failed webhook pending in the same step (the
+    sweep re-sends pending webhooks of failed jobs too); without a callback there is none."""
+    stack = make_stack()
+    client = make_client(stack)
+    jobs = Service(stack.settings()).jobs
+    hooked, _ = jobs.create("scan", "tube", {"video": "/v.mp4", "uploader": "u", "callback_url": "http://h/x"})
+    plain, _ = jobs.create("scan", "tube", {"video": "/v.mp4", "uploader": "u", "callback_url": None})
+    assert jobs.fail(hooked.id, "scan: not a video") and jobs.fail(plain.id, "scan: not a video")
+    assert (jobs.get(hooked.id).webhook_status, jobs.get(plain.id).webhook_status) == ("pending", None)
+    assert not jobs.fail(hooked.id, "again")  # finished already: nothing changes
+    assert hooked.id in [job.id for job in jobs.stale(timedelta(seconds=-1))]
+    tube = client.key("platform", "tube")
+    assert client.job(hooked.id, tube)["webhook"] == {"status": "pending", "attempts": 0, "error": None}

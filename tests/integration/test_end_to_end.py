@@ -1,15 +1,16 @@
 """The service end to end: API → Redis → a real Celery worker → database → API, on real videos.
 
 A rights holder registers Yao Ming, a platform uploads a video of him, polls the job while it
-runs, reads the report; the finding is visible to its owner only; the webhook arrives after a
-failed first attempt; removal deletes the vectors and reference copies and later scans no longer
-find him.
+runs, reads the report; the finding is visible to its owner only; the webhook (scan.finished,
+for any verdict, and scan.failed) arrives after a failed first attempt, signed with its timestamp;
+removal deletes the vectors and reference copies and later scans no longer find him.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import time
 
 from sqlalchemy import func, select
 
@@ -20,6 +21,22 @@ from samples.services import copy_into, video, wait_for
 from workers.data.db import ScanRow, SegmentRow
 
 SECRET = "integration-secret"
+
+
+def _webhook_done(client, job_id, headers):
+    return wait_for(lambda: (lambda j: j if j["webhook"] and j["webhook"]["status"] != "pending" else None)(
+        client.job(job_id, headers)), 60, "webhook delivery")
+
+
+def _signed(call) -> dict:
+    """The call, checked as a receiver would: its signature covers `{timestamp}.{body}` and the
+    timestamp is recent; with its body decoded as `event`."""
+    timestamp = call["headers"]["X-Likeness-Timestamp"]
+    assert abs(time.time() - int(timestamp)) < 300
+    expected = "sha256=" + hmac.new(SECRET.encode(), f"{timestamp}.".encode() + call["body"],
+                                    hashlib.sha256).hexdigest()
+    assert call["headers"]["X-Likeness-Signature"] == expected
+    return {**call, "event": json.loads(call["body"])}
 
 
 def _register(client, headers, name, photo, **form):
@@ -82,15 +99,13 @@ def test_register_upload_poll_report_remove(make_stack, make_client, workers, we
     assert client.http.delete(f"/v1/likenesses/{yao_id}", headers=studio).status_code == 404
     assert [i["name"] for i in client.http.get("/v1/likenesses", headers=studio).json()] == ["Crowd"]
 
-    # The webhook: refused once (500), delivered on the retry, signed.
-    job = wait_for(lambda: (lambda j: j if j["webhook"]["status"] != "pending" else None)(client.job(job_id, platform)),
-                   60, "webhook delivery")
+    # The webhook: refused once (500), delivered on the retry, signed with its timestamp.
+    job = _webhook_done(client, job_id, platform)
     assert job["webhook"] == {"status": "delivered", "attempts": 2, "error": None}
     assert len(webhook_receiver.calls) == 2
-    call = webhook_receiver.calls[-1]
-    expected = "sha256=" + hmac.new(SECRET.encode(), call["body"], hashlib.sha256).hexdigest()
-    assert call["headers"]["X-Likeness-Signature"] == expected
-    assert json.loads(call["body"])["verdict"]["action"] == "review"
+    call = _signed(webhook_receiver.calls[-1])
+    assert call["headers"]["X-Likeness-Event-Id"] == job_id
+    assert call["event"]["event"] == "scan.finished" and call["event"]["verdict"]["action"] == "review"
 
     # The same upload again is the same job, not a second scan.
     with open(clip, "rb") as handle:
@@ -115,9 +130,14 @@ def test_register_upload_poll_report_remove(make_stack, make_client, workers, we
 
     copy_into(stack.media_root, clip, "platforms/tube/incoming/clip.mp4")
     rescan = client.http.post("/v1/scans", headers={**platform, "Idempotency-Key": "rescan-after-removal"},
-                              data={"uploader": "user-17", "path": "incoming/clip.mp4"})
+                              data={"uploader": "user-17", "path": "incoming/clip.mp4",
+                                    "callback_url": webhook_receiver.url})
     assert rescan.status_code == 202, rescan.text
     rescanned = wait_for(lambda: client.finished(rescan.json()["id"], platform), 180, "the rescan")
+    assert _webhook_done(client, rescanned["id"], platform)["webhook"]["status"] == "delivered"
+    allowed = _signed(webhook_receiver.calls[-1])  # an allow verdict is called back too
+    assert (allowed["event"]["event"], allowed["event"]["job_id"], allowed["event"]["verdict"]["action"]) == \
+        ("scan.finished", rescanned["id"], "allow")
     report = client.http.get(f"/v1/scans/{rescanned['id']}/report", headers=platform).json()
     assert report["findings"] == [] and report["verdict"]["action"] == "allow"
     assert report["gallery_version"] == 3 and report["tracks"][0]["match"] is None
@@ -125,12 +145,14 @@ def test_register_upload_poll_report_remove(make_stack, make_client, workers, we
         assert s.scalar(select(func.count()).select_from(ScanRow)) == 2
 
 
-def test_input_that_can_never_succeed_fails_with_a_reason(make_stack, make_client, workers):
-    stack = make_stack()
+def test_input_that_can_never_succeed_fails_with_a_reason(make_stack, make_client, workers, webhook_receiver):
+    stack = make_stack(webhook_secret=SECRET)
     workers(stack, "bad-input")
     client = make_client(stack)
     platform = client.key("platform", "tube")
-    response = client.http.post("/v1/scans", headers=platform, data={"uploader": "u"},
+    webhook_receiver.fail_first = 0
+    response = client.http.post("/v1/scans", headers=platform,
+                                data={"uploader": "u", "callback_url": webhook_receiver.url},
                                 files={"file": ("notes.mp4", b"only text, not a video\n" * 50, "video/mp4")})
     assert response.status_code == 202
     job = wait_for(lambda: client.finished(response.json()["id"], platform), 60, "the failed job")
@@ -138,3 +160,11 @@ def test_input_that_can_never_succeed_fails_with_a_reason(make_stack, make_clien
     assert "not a readable video container" in job["error"]
     report = client.http.get(f"/v1/scans/{job['id']}/report", headers=platform)
     assert report.status_code == 409 and report.json()["error"]["reason"].startswith("scan failed:")
+
+    # The platform hears of the failure too: scan.failed, with the error as the API shows it.
+    assert _webhook_done(client, job["id"], platform)["webhook"] == {"status": "delivered", "attempts": 1,
+                                                                     "error": None}
+    [call] = webhook_receiver.calls
+    event = _signed(call)["event"]
+    assert event == {"event": "scan.failed", "job_id": job["id"], "uploader": "u", "error": job["error"],
+                     "job": f"/v1/jobs/{job['id']}"}

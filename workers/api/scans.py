@@ -43,7 +43,8 @@ def submit_scan(
     path: str | None = Form(None, max_length=MAX_PATH,
                             description="Or: the video's path relative to your platform's folder of the media "
                                         "root, <media root>/platforms/<your principal>/."),
-    callback_url: str | None = Form(None, description="Called when the verdict is not allow (retried)."),
+    callback_url: str | None = Form(None, description="Called when the scan ends: scan.finished (any verdict) "
+                                                      "or scan.failed (retried; docs/service.md Webhooks)."),
     declared_ai: bool = Form(False, description="The uploader declared the video AI-generated (the creator's "
                                                 "own label at upload). Declared AI gets `label`; AI evidence the "
                                                 "uploader did not declare gets the platform's setting."),

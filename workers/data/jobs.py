@@ -112,13 +112,18 @@ class JobStore:
 
     def fail(self, job_id: str, reason: str) -> bool:
         """Mark an active job failed; False when it had already finished. The stored error is the
-        client's (`client_error`); the full reason goes to the log."""
+        client's (`client_error`); the full reason goes to the log. A scan with a callback URL gets
+        its webhook (`scan.failed`) pending, in the same transaction."""
         shown = client_error(reason)
         if shown != reason:
             log.warning("job %s failed: %s", job_id, reason)
         with self.db.transaction() as s:
-            changed = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(ACTIVE))
-                                .values(status="failed", error=shown[:2000], updated_at=now(), finished_at=now()))
+            job = s.get(JobRow, job_id)
+            values: dict[str, Any] = {"status": "failed", "error": shown[:2000], "updated_at": now(),
+                                      "finished_at": now()}
+            if job is not None and job.kind == "scan" and (job.params or {}).get("callback_url"):
+                values["webhook_status"] = "pending"  # scan.failed goes to the callback URL
+            changed = s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(ACTIVE)).values(**values))
             return bool(changed.rowcount)
 
     def finish(self, job_id: str, result: dict, gallery_version: int | None = None) -> bool:

@@ -1,7 +1,10 @@
-"""Callback to the platform when a scan ends with a verdict other than allow.
+"""Callback to the platform when a scan ends: `scan.finished` with any verdict, `scan.failed` with
+the error as clients see it.
 
-The body is signed (HMAC-SHA256 of the exact bytes) so the receiver can trust it, and carries the
-job id as event id: delivery is at least once, so a receiver drops repeats by that id.
+Every delivery attempt carries its time (`X-Likeness-Timestamp`, unix seconds) and, with a secret,
+the HMAC-SHA256 of `f"{timestamp}.{body}"` (the exact bytes), so a receiver can trust the body and
+refuse a replay: `verify` rejects timestamps older than REPLAY_WINDOW_S. The job id is the event id:
+delivery is at least once, so a receiver drops repeats by that id.
 """
 from __future__ import annotations
 
@@ -10,12 +13,15 @@ import hmac
 import ipaddress
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
 
 SIGNATURE_HEADER = "X-Likeness-Signature"
 EVENT_HEADER = "X-Likeness-Event-Id"
+TIMESTAMP_HEADER = "X-Likeness-Timestamp"
+REPLAY_WINDOW_S = 300  # receivers reject a delivery whose timestamp is older than this (5 minutes)
 
 
 class WebhookError(Exception):
@@ -79,8 +85,27 @@ def body(job_id: str, uploader: str | None, report: dict) -> bytes:
     return json.dumps(payload, sort_keys=True).encode()
 
 
-def sign(data: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+def failed_body(job_id: str, uploader: str | None, error: str) -> bytes:
+    """`error` as clients see it (already scrubbed of server paths and database details)."""
+    payload = {"event": "scan.failed", "job_id": job_id, "uploader": uploader, "error": error,
+               "job": f"/v1/jobs/{job_id}"}
+    return json.dumps(payload, sort_keys=True).encode()
+
+
+def sign(data: bytes, secret: str, timestamp: int) -> str:
+    """`sha256=` and the HMAC-SHA256 of `f"{timestamp}.{body}"`."""
+    return "sha256=" + hmac.new(secret.encode(), str(timestamp).encode() + b"." + data, hashlib.sha256).hexdigest()
+
+
+def verify(data: bytes, signature: str | None, timestamp: str | None, secret: str, now: float | None = None,
+           window_s: float = REPLAY_WINDOW_S) -> bool:
+    """What a receiver does: the signature matches the timestamp and body, and the timestamp is at
+    most `window_s` old (and not from the future beyond that)."""
+    if not signature or not timestamp or not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > window_s:
+        return False
+    return hmac.compare_digest(signature, sign(data, secret, int(timestamp)))
 
 
 def deliver(url: str, data: bytes, event_id: str, secret: str | None, timeout_s: float,
@@ -94,9 +119,10 @@ def deliver(url: str, data: bytes, event_id: str, secret: str | None, timeout_s:
     """
     check_url(url)
     addresses = resolve(url, allow_private)
-    headers = {"Content-Type": "application/json", EVENT_HEADER: event_id}
+    timestamp = int(time.time())  # each attempt's own: a retry an hour later is not a replay
+    headers = {"Content-Type": "application/json", EVENT_HEADER: event_id, TIMESTAMP_HEADER: str(timestamp)}
     if secret:
-        headers[SIGNATURE_HEADER] = sign(data, secret)
+        headers[SIGNATURE_HEADER] = sign(data, secret, timestamp)
     # An explicit transport: no proxies from the environment (SSL_CERT_FILE/DIR still apply).
     with httpx.Client(transport=httpx.HTTPTransport(), timeout=timeout_s, follow_redirects=False) as client:
         request = client.build_request("POST", url, content=data, headers=headers)  # Host: the URL's host
