@@ -294,3 +294,18 @@ def test_a_kept_alive_connection_survives_errors(make_stack, make_client, monkey
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_private_callback_address_is_refused_at_submit(make_stack, make_client):
+    """Where the platform may not call inside (the default), a callback to a loopback or private address is
+    refused when the scan is submitted, not only when delivery fails; nothing is written."""
+    stack = make_stack(webhook_allow_private=False)
+    client = make_client(stack)
+    platform = client.key("platform", "tube")
+    clip = video("yao-static-5s").read_bytes()
+    for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/hook", "http://[::1]/hook"):
+        response = client.http.post("/v1/scans", headers=platform, data={"uploader": "u", "callback_url": url},
+                                    files={"file": ("clip.mp4", clip)})
+        reason = _error(response, 400)
+        assert reason.startswith("callback_url:") and "non-public" in reason, reason
+    assert _left_on_disk(stack.media_root, "uploads") == []

@@ -23,7 +23,7 @@ from workers.api.schemas import JobOut, ScanItem, ScanPage
 from workers.service import Service
 from workers.data.files import (MAX_PATH, UploadRefused, display_name, file_sha256, platform_dir,
                                 resolve_platform_path, safe_suffix, save_bounded, upload_dir)
-from workers.scans.webhooks import WebhookRefused, check_url
+from workers.scans.webhooks import WebhookError, WebhookRefused, check_url, resolve
 
 router = APIRouter(tags=["scans"])
 platform = require("platform")
@@ -66,8 +66,11 @@ def submit_scan(
     if callback_url:
         try:
             check_url(callback_url)
-        except WebhookRefused as exc:
-            raise HTTPException(400, str(exc)) from exc
+            resolve(callback_url, svc.settings.service.webhook_allow_private)
+        except WebhookRefused as exc:  # a private or malformed address never becomes deliverable
+            raise HTTPException(400, f"callback_url: {exc}") from exc
+        except WebhookError:
+            pass  # not resolvable right now: delivery resolves again, checks again and retries
     job_id = new_id()
     limit = svc.settings.service.max_upload_bytes
     folder = upload_dir(svc.media_root, job_id)

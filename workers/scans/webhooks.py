@@ -33,7 +33,8 @@ class WebhookRefused(Exception):
 
 
 def check_url(url: str) -> str:
-    """Scheme and host checks done when the URL is submitted; address checks happen at delivery."""
+    """Scheme and host checks. The API also resolves the host at submit (`resolve`) to refuse a private
+    address at once; delivery resolves and checks again, and connects to an address it checked."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookRefused(f"callback URL must be http(s)://host/..., not {url!r}")
