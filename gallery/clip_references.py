@@ -20,12 +20,12 @@ from pydantic import BaseModel, Field
 
 from pipeline.config import SamplingConfig
 from pipeline.faces.align import align_face
-from pipeline.faces.detector import FaceDetector
+from pipeline.faces.detector import FaceDetector, min_side
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.pose import pose_from_5_points
 from pipeline.faces.quality import sharpness
-from pipeline.types import Frame
-from pipeline.video import probe, sample_frames
+from pipeline.types import Frame, VideoInfo
+from pipeline.video import sample_frames
 
 
 class ClipReferenceConfig(BaseModel):
@@ -77,10 +77,9 @@ class ClipPick:
     frames_looked_at: int
 
 
-def faces_in_clip(path: Path, detector: FaceDetector, embedder: FaceEmbedder, config: ClipReferenceConfig,
+def faces_in_clip(info: VideoInfo, detector: FaceDetector, embedder: FaceEmbedder, config: ClipReferenceConfig,
                   sampling: SamplingConfig, min_face_px: float, min_det_score: float) -> tuple[list[ClipFace], int]:
-    """Every face of the sampled frames that carries identity, embedded."""
-    info = probe(path, sampling)
+    """Every face of the sampled frames that carries identity, embedded (`info`: the caller's probe)."""
     every = sampling.model_copy(update={"interval_s": config.interval_s, "scene_cuts": False})
     faces, frames = [], 0
     for frame in sample_frames(info, every):
@@ -94,7 +93,7 @@ def faces_in_clip(path: Path, detector: FaceDetector, embedder: FaceEmbedder, co
 def _faces(frame: Frame, detector: FaceDetector, embedder: FaceEmbedder, min_face_px: float,
            min_det_score: float) -> list[ClipFace]:
     found = [d for d in detector.detect(frame.image)
-             if min(d.bbox[2] - d.bbox[0], d.bbox[3] - d.bbox[1]) >= min_face_px and d.score >= min_det_score]
+             if min_side(d.bbox) >= min_face_px and d.score >= min_det_score]
     crops = [align_face(frame.image, d.landmarks) for d in found]
     embeddings = embedder.embed(crops)
     return [ClipFace(frame.t_s, frame.image, d.bbox, d.landmarks, d.score, e, sharpness(c),

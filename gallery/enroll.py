@@ -13,10 +13,11 @@ from gallery.clip_references import (ClipFace, ClipReferenceConfig, diverse_face
                                      pick_person, write_still)
 from pipeline.config import ReferenceQualityConfig, SamplingConfig
 from pipeline.faces.align import align_face
-from pipeline.faces.detector import FaceDetector
+from pipeline.faces.detector import FaceDetector, min_side
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.pose import HeadPose, PoseEstimator
 from pipeline.faces.quality import reference_problem, sharpness
+from pipeline.types import VideoInfo
 from pipeline.video import VideoInputError, probe
 
 MAX_REFERENCE_BYTES = 40 << 20
@@ -77,10 +78,11 @@ class Enroller:
         rejected: list[RejectedReference] = []
         clips: list[dict] = []
         for path in map(Path, paths):
-            if path.is_file() and not cv2.haveImageReader(str(path)) and _is_video(path, self._sampling):
+            video = _as_video(path, self._sampling)
+            if video is not None:
                 if frames_dir is None:
                     raise ValueError(f"{path}: a reference clip needs a folder for its stills")
-                taken, refused, summary = self._clip(path, face, frames_dir)
+                taken, refused, summary = self._clip(video, face, frames_dir)
                 accepted += taken
                 rejected += refused
                 clips.append(summary)
@@ -93,9 +95,10 @@ class Enroller:
         kept, outliers = _consistent(accepted)
         return EnrollmentResult(kept, rejected + outliers, clips)
 
-    def _clip(self, path: Path, face: str | int | None,
+    def _clip(self, video: VideoInfo, face: str | int | None,
               frames_dir: Path) -> tuple[list[AcceptedReference], list[RejectedReference], dict]:
-        faces, frames = faces_in_clip(path, self._detector, self._embedder, self._clips, self._sampling,
+        path = video.path
+        faces, frames = faces_in_clip(video, self._detector, self._embedder, self._clips, self._sampling,
                                       self._quality.min_face_px, self._quality.min_det_score)
         people = group_people(faces, self._clips.link_similarity)
         summary: dict = {"clip": str(path), "frames_looked_at": frames,
@@ -108,9 +111,10 @@ class Enroller:
 
         def acceptable(candidate: ClipFace) -> bool:
             pose = self._pose.estimate(candidate.frame, candidate.bbox, candidate.landmarks)
-            size = float(min(candidate.bbox[2] - candidate.bbox[0], candidate.bbox[3] - candidate.bbox[1]))
             poses[id(candidate)] = pose
-            return reference_problem(size, candidate.det_score, candidate.sharpness, pose, self._quality) is None
+            problem = reference_problem(min_side(candidate.bbox), candidate.det_score, candidate.sharpness, pose,
+                                        self._quality)
+            return problem is None
 
         chosen = diverse_faces(person, self._clips, acceptable)
         if not chosen:
@@ -145,8 +149,8 @@ class Enroller:
         crops = [align_face(image, d.landmarks) for d in detections]
         sharp = [sharpness(c) for c in crops]
         poses = [self._pose.estimate(image, d.bbox, d.landmarks) for d in detections]
-        problems = [reference_problem(float(min(d.bbox[2] - d.bbox[0], d.bbox[3] - d.bbox[1])), d.score, s, p,
-                                      self._quality) for d, s, p in zip(detections, sharp, poses)]
+        problems = [reference_problem(min_side(d.bbox), d.score, s, p, self._quality)
+                    for d, s, p in zip(detections, sharp, poses)]
         usable = [i for i, problem in enumerate(problems) if problem is None]
         chosen = _choose(detections, usable, face)
         if isinstance(chosen, str):
@@ -163,12 +167,15 @@ class Enroller:
                                  pitch=round(pose.pitch, 1), label=str(path))
 
 
-def _is_video(path: Path, sampling: SamplingConfig) -> bool:
+def _as_video(path: Path, sampling: SamplingConfig) -> VideoInfo | None:
+    """The probe of a reference that is a clip (a file no image reader takes, that a video probe opens);
+    None for a photo or anything unreadable, which the photo path then refuses with its reason."""
+    if not path.is_file() or cv2.haveImageReader(str(path)):
+        return None
     try:
-        probe(path, sampling)
+        return probe(path, sampling)
     except VideoInputError:
-        return False
-    return True
+        return None
 
 
 def pad_for_detection(image: np.ndarray, fraction: float = 0.5) -> np.ndarray:

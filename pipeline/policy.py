@@ -223,10 +223,13 @@ def decide_finding(identity: IdentityInfo, match: TrackMatch, ai: AiEvidence, up
     return Action.ALLOW, [f"{who} appears in footage with {ai_words}; the owner's policy allows real footage"]
 
 
+_SAYS_AI = {"metadata": "the file's metadata", "uploader": "the uploader", "on_screen_label": "a label on screen",
+            "on_screen_mark": "a generator's mark on screen", "embedded_mark": "an invisible generator watermark"}
+
+
 def _said_by(disclosure: Disclosure) -> str:
-    words = {"metadata": "the file's metadata", "uploader": "the uploader", "on_screen_label": "a label on screen",
-             "on_screen_mark": "a generator's mark on screen", "embedded_mark": "an invisible generator watermark"}
-    return ", ".join(words[s] for s in disclosure.sources) or "detectors"
+    """Who or what says it is AI, in words (an unread label field says nothing either way)."""
+    return ", ".join(words for name, words in _SAYS_AI.items() if getattr(disclosure, name)) or "detectors"
 
 
 def content_action(ai: AiEvidence, config: PolicyConfig) -> tuple[Action, list[str]]:

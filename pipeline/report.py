@@ -1,6 +1,7 @@
 """ScanResult → the report JSON of DESIGN.md (stable keys; more may be added)."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,6 @@ from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
 
 MAX_EVIDENCE = 5
-_DISCLOSURE = ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark", "unread_label")
 
 
 def _r(value: float, digits: int = 3) -> float:
@@ -89,8 +89,7 @@ def build_report(result: ScanResult) -> dict:
         "provenance": result.provenance.to_dict(),
         "synthetic": {"score": result.synthetic.score, "level": result.ai.level.value,
                       "declared": result.ai.level.value == "declared", "label_present": result.ai.labelled,
-                      "disclosure": {**{name: getattr(result.ai.disclosure, name) for name in _DISCLOSURE},
-                                     "labelled": result.ai.disclosure.labelled},
+                      "disclosure": {**asdict(result.ai.disclosure), "labelled": result.ai.disclosure.labelled},
                       "signals": [{"name": s.name, "score": None if s.score is None else _r(s.score),
                                    "weight": s.weight, "detail": s.detail, "decisive": s.decisive}
                                   for s in result.synthetic.signals]},

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.characters import CharacterMatcher, CharacterResult, CharacterSample
 from pipeline.config import ScanConfig
-from pipeline.faces.detector import FaceDetector
+from pipeline.faces.detector import FaceDetector, min_side
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.align import align_face
 from pipeline.faces.identify import GallerySearcher, decide_tracks
@@ -196,7 +196,7 @@ class Scanner:
         started = time.perf_counter()
         found = self.detector.detect(frame.image)
         watch.add("detect", started)
-        detections = [d for d in found if _min_side(d.bbox) >= self.config.quality.min_face_px]
+        detections = [d for d in found if min_side(d.bbox) >= self.config.quality.min_face_px]
         if len(detections) < len(found):
             dropped["face too small"] += len(found) - len(detections)
         if not detections:
@@ -252,10 +252,6 @@ class Scanner:
                                     matches=[m for _, m in chosen], match=best,
                                     action=action, reasons=reasons))
         return sorted(findings, key=lambda f: f.tracks[0].start_s)
-
-
-def _min_side(bbox: np.ndarray) -> float:
-    return float(min(bbox[2] - bbox[0], bbox[3] - bbox[1]))
 
 
 _END = object()

@@ -173,8 +173,3 @@ class Disclosure:
         """Whether a viewer is told it is AI without the platform adding anything: the uploader's own
         declaration (the platform shows it) or a label on screen."""
         return self.uploader or self.on_screen_label
-
-    @property
-    def sources(self) -> list[str]:
-        return [name for name in ("metadata", "uploader", "on_screen_label", "on_screen_mark", "embedded_mark")
-                if getattr(self, name)]

@@ -11,6 +11,11 @@ from pipeline.config import DetectionConfig
 from pipeline.models import ModelName, available_providers, locate_model, log_session, session_options
 
 
+def min_side(bbox: np.ndarray) -> float:
+    """A face's size: the shorter side of its box (x1, y1, x2, y2), in pixels."""
+    return float(min(bbox[2] - bbox[0], bbox[3] - bbox[1]))
+
+
 @dataclass(frozen=True)
 class DetectedFace:
     bbox: np.ndarray       # x1, y1, x2, y2

@@ -90,9 +90,10 @@ def _decide(aggregate: list[IdentityScore], face_hits: list[list[ReferenceHit]],
     per_face = [{s.identity.id: s for s in identity_scores(hits, gallery)} for hits in face_hits]
     infos = {s.identity.id: s.identity for s in aggregate}
     infos.update({i: s.identity for scores in per_face for i, s in scores.items()})
+    mean_similarity = {s.identity.id: s.similarity for s in aggregate}
     track_score = {}
     for identity_id in infos:
-        agg = next((s.similarity for s in aggregate if s.identity.id == identity_id), -1.0)
+        agg = mean_similarity.get(identity_id, -1.0)
         faces = sorted((scores[identity_id].similarity for scores in per_face if identity_id in scores), reverse=True)
         second = faces[1] if len(faces) >= 2 else -1.0
         track_score[identity_id] = max(agg, second)

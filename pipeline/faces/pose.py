@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.faces.detector import min_side
 from pipeline.models import ModelName, available_providers, locate_model, log_session, session_options
 
 # insightface's meanshape_68, mirrored into a camera frame (z away from the viewer), origin at the nose
@@ -78,7 +79,7 @@ class PoseEstimator:
     def estimate(self, image_bgr: np.ndarray, bbox: np.ndarray, landmarks: np.ndarray) -> HeadPose:
         from insightface.app.common import Face
         box = np.asarray(bbox[:4], dtype=np.float64)
-        if min(box[2] - box[0], box[3] - box[1]) < MIN_LANDMARK_FACE_PX:
+        if min_side(box) < MIN_LANDMARK_FACE_PX:
             return pose_from_5_points(box, landmarks)
         points = self._model.get(image_bgr, Face(bbox=box.astype(np.float32))).astype(np.float64)[_LANDMARK_106]
         fitted = _fit(points, _MEAN_18, box, "106")

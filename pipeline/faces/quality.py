@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.config import QualityConfig, ReferenceQualityConfig
 from pipeline.faces.align import ARCFACE_TEMPLATE, alignment_matrix
-from pipeline.faces.detector import DetectedFace
+from pipeline.faces.detector import DetectedFace, min_side
 from pipeline.faces.pose import HeadPose, pose_from_5_points
 from pipeline.types import FaceQuality
 
@@ -35,7 +35,7 @@ def large_and_frontal(bbox: np.ndarray, landmarks: np.ndarray, min_px: float, ma
     """Whether a face is big enough (min of box width and height) and frontal enough (|yaw| and
     |pitch| at most `max_pose`) for the face-level forensic signals to measure it."""
     yaw, pitch = frontal_ratio(landmarks)
-    return min(bbox[2] - bbox[0], bbox[3] - bbox[1]) >= min_px and max(abs(yaw), abs(pitch)) <= max_pose
+    return min_side(bbox) >= min_px and max(abs(yaw), abs(pitch)) <= max_pose
 
 
 def sharpness(crop_bgr: np.ndarray) -> float:
@@ -46,8 +46,7 @@ def sharpness(crop_bgr: np.ndarray) -> float:
 
 def assess(face: DetectedFace, crop_bgr: np.ndarray, config: QualityConfig) -> FaceQuality:
     """A scan face's quality: usable when it carries identity at all; pose, blur and size set its weight."""
-    x1, y1, x2, y2 = face.bbox
-    size = float(min(x2 - x1, y2 - y1))
+    size = min_side(face.bbox)
     sharp = sharpness(crop_bgr)
     pose = pose_from_5_points(face.bbox, face.landmarks)
     reason = None
