@@ -18,6 +18,12 @@ app = Celery("likeness", include=["workers.tasks"])
 _settings = Settings()
 
 
+def restore_lock_s(restore_interval_s: float) -> int:
+    """How long the lock around one restore of abandoned tasks lives: a restore takes milliseconds,
+    so a few restore intervals is ample, and a dead holder delays recovery no longer than that."""
+    return max(5, math.ceil(3 * restore_interval_s))
+
+
 def celery_config(settings: Settings) -> dict:
     service = settings.service
     url = redis_url(settings)
@@ -44,6 +50,9 @@ def celery_config(settings: Settings) -> dict:
             "visibility_timeout": service.visibility_timeout_s,
             "unacked_restore_interval": service.restore_interval_s,
             "unacked_restore_throttle": 1,
+            # The restore runs under a lock a worker SIGKILLed mid-restore never releases; kombu's
+            # 5-minute default would hold every other worker's restore back that long.
+            "unacked_mutex_expire": restore_lock_s(service.restore_interval_s),
             **redis_options,
         },
         "result_backend_transport_options": {"global_keyprefix": f"{service.key_prefix}:",

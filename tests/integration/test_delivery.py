@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
 from sqlalchemy import func, select
 
 from samples.services import RedisServer, copy_into, video, wait_for
+from workers.app import celery_config
 from workers.data.db import Database, FindingRow, ScanRow, SegmentRow
 
 # A worker that died leaves its task unacknowledged; Redis hands it on after this long.
@@ -37,6 +39,11 @@ def test_worker_killed_mid_scan_another_finishes(make_stack, make_client, worker
     first.kill()
     job = client.job(job_id, platform)
     assert job["status"] == "running" and job["progress"]["fraction"] < 1.0, job
+    # The worker may have died mid-restore, holding the restore lock: as kombu takes it, with the
+    # expiry the app configures. Recovery must still come within a few restore intervals.
+    lock_s = celery_config(stack.settings())["broker_transport_options"]["unacked_mutex_expire"]
+    redis.Redis.from_url(stack.redis_url).set(f"{stack.service_fields()['key_prefix']}:unacked_mutex",
+                                              "doomed", ex=lock_s)
 
     second = workers(stack, "rescuer")
     job = wait_for(lambda: client.finished(job_id, platform), 180, "the second worker to finish the job")
