@@ -3,10 +3,16 @@
 XMP may write a property as an attribute, an element with text, or an element with
 rdf:resource; all three are read. Only three properties matter here: TC260:AIGC (the GB 45438
 implicit label), Iptc4xmpExt:DigitalSourceType and xmp:CreatorTool (which names generators).
+
+Packets come from uploads, so they are parsed with defusedxml and any DTD is refused: XMP never
+needs one, and entity declarations are how billion-laughs and external-entity packets attack.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
 
 from pipeline.provenance.raw import Tag
 
@@ -22,13 +28,17 @@ _WANTED = {
 
 
 def xmp_tags(location: str, packet: bytes) -> tuple[list[Tag], list[str]]:
-    """Return (tags, errors); a packet that is not well-formed XML yields one error, no tags."""
+    """Return (tags, errors); a packet that is not well-formed XML, or declares a DTD or entities,
+    yields one error and no tags."""
     body = packet.strip(b"\x00 \t\r\n")
     if not body:
         return [], [f"XMP in {location} is empty"]
     try:
-        root = ET.fromstring(body)
-    except (ET.ParseError, ValueError, LookupError) as exc:
+        root = fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        return [], [f"XMP in {location} refused: it declares a DTD or entities ({type(exc).__name__}), "
+                    "which XMP never needs; its properties were not read"]
+    except (ParseError, ValueError, LookupError) as exc:
         return [], [f"XMP in {location} is not well-formed XML: {exc}"]
     where = f"xmp ({location})"
     tags: list[Tag] = []

@@ -255,6 +255,42 @@ def test_malformed_xmp_is_reported(plain_mp4: Path) -> None:
     assert any("is not well-formed XML" in e for e in result.errors)
 
 
+_XMP_OPEN = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/" xmlns:TC260="http://www.tc260.org.cn/ns/AIGC/1.0/">'
+             b'<TC260:AIGC>')
+_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE x:xmpmeta [<!ENTITY l0 "lol">'
+           + b"".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">'.encode() for i in range(1, 10))
+           + b"]>" + _XMP_OPEN + b"&l9;</TC260:AIGC></x:xmpmeta>")
+_EXTERNAL = (b'<?xml version="1.0"?><!DOCTYPE x:xmpmeta [<!ENTITY e SYSTEM "file:///etc/hostname">]>'
+             + _XMP_OPEN + b"&e;</TC260:AIGC></x:xmpmeta>")
+_QUADRATIC = (b'<?xml version="1.0"?><!DOCTYPE x:xmpmeta [<!ENTITY a "' + b"A" * 50_000 + b'">]>'
+              + _XMP_OPEN + b"&a;" * 2_000 + b"</TC260:AIGC></x:xmpmeta>")
+
+
+@pytest.mark.parametrize("packet", [_LAUGHS, _EXTERNAL, _QUADRATIC], ids=["billion-laughs", "external-entity",
+                                                                          "quadratic-blowup"])
+def test_hostile_xmp_is_refused_and_the_rest_still_read(tmp_path: Path, packet: bytes) -> None:
+    """An XMP packet with a DTD is refused by name (defusedxml), never expanded or fetched; the
+    AIGC label in ilst and a second, clean XMP packet in the same file are still read."""
+    path = fx.write_video(tmp_path / "x.mp4", {"AIGC": json.dumps(fx.GB_LABEL)})
+    fx.append(path, fx.xmp_uuid_box(packet))
+    fx.append(path, fx.xmp_uuid_box(fx.xmp_packet(digital_source_type="trainedAlgorithmicMedia")))
+    result = read_provenance(path)
+    refused = [e for e in result.errors if "refused: it declares a DTD or entities" in e]
+    assert len(refused) == 1 and refused[0].startswith("XMP in uuid(XMP) at offset"), result.errors
+    assert result.aigc_label["Label"] == "1" and "container:AIGC" in result.aigc_label["found_in"]
+    assert result.iptc_digital_source_type == fx.IPTC_DST + "trainedAlgorithmicMedia"
+    assert result.declares_ai and result.ai_label_present
+    assert not any("lol" in e.value or "AAAA" in e.value for e in result.evidence)
+
+
+def test_hostile_xmp_in_jpeg_is_refused(tmp_path: Path) -> None:
+    path = fx.write_jpeg(tmp_path / "x.jpg", [fx.jpeg_xmp(_EXTERNAL),
+                                              fx.jpeg_segment(0xFE, b"made with Midjourney")])
+    result = read_provenance(path)
+    assert any(e.startswith("XMP in jpeg APP1 at offset") and "refused" in e for e in result.errors)
+    assert result.container_tags["jpeg COM:comment"] == "made with Midjourney"
+
+
 def test_huge_declared_box_is_reported_not_read(plain_mp4: Path) -> None:
     fx.append(plain_mp4, struct.pack(">I4s", 50_000_000, b"uuid") + fx.XMP_UUID + b"<x" * 50)
     result = read_provenance(plain_mp4)
