@@ -136,3 +136,35 @@ class Database:
 
     def session(self) -> Session:
         return self._sessions()
+
+
+class DecisionRow(Base):
+    """A reviewer's decision on a finding: the audit trail, append-only (never updated or deleted; a
+    later decision on the same finding supersedes the earlier one, which stays). It outlives the
+    finding it is about, so ids are kept without foreign keys."""
+
+    __tablename__ = "finding_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    finding_id: Mapped[int] = mapped_column(Integer, index=True)
+    scan_id: Mapped[str] = mapped_column(String(64), index=True)
+    identity_id: Mapped[str] = mapped_column(String(36), index=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)     # the likeness's owner
+    platform: Mapped[str] = mapped_column(String(200), index=True)  # the scan's platform
+    decision: Mapped[str] = mapped_column(String(20))               # confirmed | dismissed
+    reason: Mapped[str] = mapped_column(String(40))
+    comment: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))            # the key's principal
+    key_id: Mapped[str] = mapped_column(String(32))                 # which key (or console session's key)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class DecisionWebhookRow(Base):
+    """Delivery state of a decision's `finding.decided` callback (kept apart so the audit rows never change)."""
+
+    __tablename__ = "decision_webhooks"
+    decision_id: Mapped[int] = mapped_column(ForeignKey("finding_decisions.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), index=True)     # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
