@@ -8,6 +8,7 @@ import cv2
 
 from pipeline.characters import CharacterResult, CharacterTrack
 from pipeline.policy import Finding
+from pipeline.post import PostResult
 from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
 
@@ -101,6 +102,30 @@ def build_report(result: ScanResult) -> dict:
         "gallery_version": result.gallery_version,
         "warnings": result.warnings,
         "timings_ms": {k: _r(v, 1) for k, v in sorted(result.timings_ms.items())},
+    }
+
+
+def build_post_report(result: PostResult) -> dict:
+    """One report for a post: each item's own report (as a video's, `video` describing the file), every
+    finding again at the top naming its item, the declaration read, and the post's one verdict."""
+    items = []
+    findings = []
+    for item, scanned in zip(result.items, result.results):
+        report = build_report(scanned)
+        report["video"]["kind"] = item.kind
+        items.append({"index": item.index, "kind": item.kind, **report})
+        findings += [{**f, "item": item.index} for f in report["findings"]]
+    declaration = result.declaration
+    return {
+        "post": {"items": len(result.items), "kinds": [i.kind for i in result.items],
+                 "caption_chars": result.caption_chars,
+                 "declaration": {"declared": declaration.declared, "declared_field": declaration.declared_field,
+                                 "caption": list(declaration.caption)}},
+        "items": items,
+        "findings": findings,
+        "verdict": {"action": result.verdict.action.value, "reasons": result.verdict.reasons},
+        "gallery_version": result.gallery_version,
+        "warnings": result.warnings,
     }
 
 

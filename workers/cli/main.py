@@ -17,7 +17,9 @@ from tqdm import tqdm
 from gallery.store import KINDS, check_match_threshold
 from pipeline.models import ModelNotFoundError
 from pipeline.policy import DEFAULT_POLICY, Policy
-from pipeline.report import build_report, write_thumbnails
+from pipeline.image_scan import media_kind
+from pipeline.post import check_items, declaration_of, scan_post
+from pipeline.report import build_post_report, build_report, write_thumbnails
 from pipeline.video import VideoInputError, probe
 from workers.cli.demo import run_demo
 from workers.enrollment import enroll_character
@@ -66,13 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("identity_id")
     remove.add_argument("--owner", default=None, help="only if owned by this rights holder")
 
-    scan = commands.add_parser("scan", help="scan a video in-process")
-    scan.add_argument("video", type=Path)
+    scan = commands.add_parser("scan", help="scan a video, or a post (images and videos with a caption), in-process")
+    scan.add_argument("video", type=Path, nargs="+", metavar="FILE",
+                      help="a video; or several images and videos scanned as one post (one verdict, "
+                           "per-item findings)")
+    scan.add_argument("--caption", default=None,
+                      help="the post's caption: a declaration in it ('#AI生成', 'AI-generated') counts as the "
+                           "uploader's own; with --caption even one file is reported as a post")
     scan.add_argument("--uploader", default=None,
                       help="who uploaded it, compared as given with the owner and the authorised uploaders "
                            "(one local namespace; the service prefixes the platform)")
     scan.add_argument("--declared-ai", action="store_true",
-                      help="the uploader declared the video AI-generated (the creator's own label at upload)")
+                      help="the uploader declared the video or post AI-generated (the platform's declaration "
+                           "field: the creator's own label at upload)")
     scan.add_argument("--json", action="store_true", help="print the report as JSON")
     scan.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     scan.add_argument("--thumbnails", type=Path, default=None, help="write evidence face crops here")
@@ -188,12 +196,32 @@ def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress:
             bar.close()
 
 
+def run_post(runtime: Runtime, files: list[Path], uploader: str | None, caption: str, declared_ai: bool):
+    """Scan a post in-process: every item checked before any model loads, then scanned in order."""
+    declaration_of(caption, declared_ai)  # an oversized caption is refused before any work
+    items = check_items(files, runtime.scanner)
+    gallery = runtime.gallery
+    gallery.refresh()
+    return scan_post(runtime.scanner, items, gallery if len(gallery) else None, uploader, caption, declared_ai)
+
+
+def _is_post(args) -> bool:
+    return len(args.video) > 1 or args.caption is not None or media_kind(args.video[0]) == "image"
+
+
 def cmd_scan(runtime: Runtime, args) -> int:
-    result = run_scan(runtime, args.video, args.uploader, show_progress=not args.no_progress,
-                      declared_ai=args.declared_ai)
-    report = build_report(result)
-    if args.thumbnails:
-        write_thumbnails(result, args.thumbnails)
+    if _is_post(args):
+        post = run_post(runtime, args.video, args.uploader, args.caption or "", args.declared_ai)
+        report = build_post_report(post)
+        if args.thumbnails:
+            for item, result in zip(post.items, post.results):
+                write_thumbnails(result, args.thumbnails / f"item-{item.index}")
+    else:
+        result = run_scan(runtime, args.video[0], args.uploader, show_progress=not args.no_progress,
+                          declared_ai=args.declared_ai)
+        report = build_report(result)
+        if args.thumbnails:
+            write_thumbnails(result, args.thumbnails)
     text = json.dumps(report, indent=2)
     if args.out:
         write_atomic(args.out, text.encode())
@@ -206,6 +234,13 @@ def cmd_scan(runtime: Runtime, args) -> int:
 
 def _summary(report: dict) -> str:
     lines = [f"verdict: {report['verdict']['action']}"] + [f"  - {r}" for r in report["verdict"]["reasons"]]
+    if "post" in report:
+        for f in report["findings"]:
+            lines.append(f"finding: item {f['item']}: {f['identity']['name']} ({f['category']}) "
+                         f"similarity {f['similarity']:.2f} -> {f['action']}")
+        scores = ", ".join(f"{i['synthetic']['score']:.2f}" for i in report["items"])
+        lines.append(f"items: {report['post']['items']}, synthetic scores {scores}")
+        return "\n".join(lines)
     for f in report["findings"]:
         lines.append(f"finding: {f['identity']['name']} ({f['category']}) {f['start_s']:.1f}-{f['end_s']:.1f} s "
                      f"similarity {f['similarity']:.2f} -> {f['action']}")
