@@ -10,6 +10,7 @@ MERGE = "likeness.merge_scan"       # join segments, decide, store the one repor
 ENROLL = "likeness.enroll"
 REMOVE = "likeness.remove_identity"
 WEBHOOK = "likeness.deliver_webhook"
+DECISION_WEBHOOK = "likeness.deliver_decision_webhook"  # finding.decided, by decision id
 
 JOB_TASKS = {"scan": SCAN, "enroll": ENROLL, "remove": REMOVE}
 # Redis serves lower numbers first. Work already under way (segments, merges, webhooks: 0) goes

@@ -1,5 +1,6 @@
 """The second line of defence for "a job is never lost": the database, not the broker, says what is
-still to do. Jobs left queued or running for too long, and webhooks left pending, are sent again.
+still to do. Jobs left queued or running for too long, and webhooks left pending (a scan's or a review
+decision's), are sent again.
 
 Redis hands abandoned tasks to another worker by itself (visibility timeout); this catches what a
 broker cannot, such as a message lost with a Redis that kept no data, or a submission whose publish
@@ -36,6 +37,9 @@ def sweep(service: Service, app: Celery) -> list[str]:
         resent.append(job.id)
     if resent:
         log.warning("re-sent %d stale jobs: %s", len(resent), ", ".join(resent))
+    for decision_id in service.reviews.stale_webhooks(timedelta(seconds=config.stale_after_s)):
+        dispatch.send(app, dispatch.DECISION_WEBHOOK, decision_id)
+        resent.append(f"decision-{decision_id}")
     return resent
 
 

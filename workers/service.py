@@ -14,6 +14,7 @@ from gallery.store import GalleryStore
 from workers.data.keys import KeyStore
 from workers.data.db import Database
 from workers.data.jobs import JobStore
+from workers.data.reviews import ReviewStore
 from workers.redis_state import GallerySignal, ProgressBoard, connect
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -26,6 +27,7 @@ class Service:
         self.db = Database.open(settings.resolved_database_url())
         self.jobs = JobStore(self.db)
         self.keys = KeyStore(self.db)
+        self.reviews = ReviewStore(self.db)
         self.gallery_store = GalleryStore(self.db.engine)  # reads and PATCH edits; registrations are tasks
         self.redis = connect(settings)
         prefix = settings.service.key_prefix

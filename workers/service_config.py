@@ -74,6 +74,14 @@ class ServiceConfig(BaseModel):
         False, description="Allow callbacks to loopback and private addresses (tests, single-host setups); "
         "off, since a callback URL is otherwise a way into the internal network.")
 
+    # -- console -------------------------------------------------------------------------------
+    console_secret: SecretStr | None = Field(
+        None, description="Signs the review console's session cookies. None: a random secret per API process, "
+        "so sessions end when the process restarts and do not carry across processes: set it when several "
+        "API processes serve the console.")
+    console_session_s: float = Field(
+        8 * 3600.0, gt=0.0, le=30 * 24 * 3600.0, description="How long a console sign-in lasts (seconds).")
+
     @model_validator(mode="after")
     def _visibility_above_limit(self) -> ServiceConfig:
         if self.visibility_timeout_s < self.retry_backoff_max_s:

@@ -31,7 +31,7 @@ from workers.data.jobs import ACTIVE, JobFailed, client_error
 from workers.redis_state import ensure_current
 from workers.scans.segments import merge_segments, plan_segments
 from workers.service import Service, context
-from workers.scans.webhooks import WebhookError, WebhookRefused, body, deliver, failed_body
+from workers.scans.webhooks import WebhookError, WebhookRefused, body, decision_body, deliver, failed_body
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,26 @@ def remove_identity(self, job_id: str) -> None:
 
 # -- webhooks ------------------------------------------------------------------------------------
 
+def _post(task, url: str, data: bytes, event_id: str, record) -> None:
+    """POST one webhook and `record(status, error)` the attempt; a transient failure retries the
+    task with backoff until `max_retries`, a refusal gives up at once."""
+    config = context().settings.service
+    secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
+    try:
+        deliver(url, data, event_id, secret, config.webhook_timeout_s, config.webhook_allow_private)
+    except WebhookRefused as exc:
+        record("failed", str(exc))
+        return
+    except WebhookError as exc:
+        final = task.request.retries >= task.max_retries
+        record("failed" if final else "pending", str(exc))
+        if final:
+            return
+        delay = min(config.retry_backoff_max_s, 2 ** task.request.retries) * random.uniform(0.5, 1.0)
+        raise task.retry(exc=exc, countdown=delay) from exc
+    record("delivered", None)
+
+
 @app.task(name=dispatch.WEBHOOK, bind=True, max_retries=_config.webhook_max_retries,
           autoretry_for=(DatabaseBusy,), retry_backoff=1, retry_jitter=True)
 def deliver_webhook(self, job_id: str) -> None:
@@ -209,8 +229,6 @@ def deliver_webhook(self, job_id: str) -> None:
     job = service.jobs.get(job_id)
     if job is None or job.webhook_status != "pending":
         return
-    config = service.settings.service
-    secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
     if job.status == "failed":
         data = failed_body(job_id, job.params.get("uploader"), client_error(job.error or ""))
     else:
@@ -219,17 +237,21 @@ def deliver_webhook(self, job_id: str) -> None:
             service.jobs.webhook_result(job_id, "failed", "the scan was deleted before its webhook went out")
             return
         data = body(job_id, job.params.get("uploader"), report)
-    try:
-        deliver(job.params["callback_url"], data, job_id, secret, config.webhook_timeout_s,
-                config.webhook_allow_private)
-    except WebhookRefused as exc:
-        service.jobs.webhook_result(job_id, "failed", str(exc))
+    _post(self, job.params["callback_url"], data, job_id,
+          lambda status, error: service.jobs.webhook_result(job_id, status, error))
+
+
+@app.task(name=dispatch.DECISION_WEBHOOK, bind=True, max_retries=_config.webhook_max_retries,
+          autoretry_for=(DatabaseBusy,), retry_backoff=1, retry_jitter=True)
+def deliver_decision_webhook(self, decision_id: int) -> None:
+    """POST a reviewer's decision (finding.decided) to the callback URL of the finding's scan."""
+    service = context()
+    pending = service.reviews.pending_webhook(decision_id)
+    if pending is None:
         return
-    except WebhookError as exc:
-        final = self.request.retries >= self.max_retries
-        service.jobs.webhook_result(job_id, "failed" if final else "pending", str(exc))
-        if final:
-            return
-        delay = min(config.retry_backoff_max_s, 2 ** self.request.retries) * random.uniform(0.5, 1.0)
-        raise self.retry(exc=exc, countdown=delay) from exc
-    service.jobs.webhook_result(job_id, "delivered", None)
+    decision, url = pending
+    job = service.jobs.get(decision.scan_id)
+    data = decision_body(decision, job.params.get("uploader") if job else None)
+    _post(self, url, data, f"decision-{decision_id}",
+          lambda status, error: service.reviews.webhook_result(decision_id, status, client_error(error) if error
+                                                               else None))

@@ -10,11 +10,11 @@ import logging
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from workers.api import admin, jobs, likenesses, scans
+from workers.api import admin, console, jobs, likenesses, reviews, scans
 from workers.app import sender
 from workers.api.schemas import ErrorOut
 from workers.service import Service
@@ -117,15 +117,20 @@ def create_api(settings: Settings, service: Service | None = None) -> FastAPI:
     api.add_middleware(BodyLimit, limits={
         "/v1/scans": limits.max_upload_bytes + _FORM_OVERHEAD,
         "/v1/likenesses": limits.max_reference_bytes * limits.max_references + _FORM_OVERHEAD,
+        "/console/likenesses/new": limits.max_reference_bytes * limits.max_references + _FORM_OVERHEAD,
     })
     api.add_middleware(CatchAll)  # outermost of ours
 
     @api.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if console.is_console(request):
+            return console.error_page(request, exc)
         return _error(exc.status_code, str(exc.detail))
 
     @api.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if console.is_console(request):
+            return console.error_page(request, StarletteHTTPException(400, _validation_reason(exc)))
         return _error(422, _validation_reason(exc), json.loads(json.dumps(exc.errors(), default=str)))
 
     @api.exception_handler(UploadRefused)
@@ -142,6 +147,7 @@ def create_api(settings: Settings, service: Service | None = None) -> FastAPI:
         log.exception("unhandled error")
         return _error(500, "internal error")
 
-    for module in (scans, likenesses, jobs, admin):
+    for module in (scans, likenesses, reviews, jobs, admin):
         api.include_router(module.router)
+    console.install(api, settings)  # the review console's pages, under /console/
     return api

@@ -17,6 +17,7 @@ from pipeline.types import IdentityInfo
 from workers.api import fields, pages
 from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, publish
+from workers.api.reviews import finding_out
 from workers.data.keys import Principal, check_authorized_uploader
 from workers.data.jobs import new_id
 from workers.api.schemas import AUTHORIZED_UPLOADERS, MATCH_THRESHOLD, FindingOut, JobOut, LikenessOut, LikenessPatch
@@ -215,7 +216,5 @@ def findings(response: Response,
     response.headers["X-Total-Count"] = str(total)
     if more:
         response.headers["X-Next-Cursor"] = pages.encode(rows[-1].created_at, rows[-1].id)
-    return [FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
-                       confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,
-                       created_at=f.created_at, detail=f.data)
-            for f in rows]
+    decided = svc.reviews.latest([f.id for f in rows])
+    return [finding_out(f, decided.get(f.id)) for f in rows]

@@ -138,6 +138,28 @@ class LikenessPatch(BaseModel):
     match_threshold: float | None = Field(None, description=MATCH_THRESHOLD)
 
 
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["confirmed", "dismissed"] = Field(description="confirmed: it is this person, and the finding "
+                                                                    "stands; dismissed: it is not, or the use is "
+                                                                    "allowed.")
+    reason: str = Field(max_length=40, description="For confirmed: impersonation, unauthorised_use or "
+                                                   "confirmed_other; for dismissed: not_this_person (a look-alike, "
+                                                   "shown to the likeness's owner), authorised or dismissed_other.")
+    comment: str = Field(min_length=1, max_length=2000, description="Why, in a sentence: the audit trail keeps it.")
+
+
+class DecisionOut(BaseModel):
+    id: int
+    finding_id: int
+    decision: Literal["confirmed", "dismissed"]
+    reason: str
+    comment: str
+    decided_by: str = Field(description="The principal of the key (or console session) that decided.")
+    decided_at: Moment
+    webhook: Webhook | None = Field(description="finding.decided to the scan's callback URL; null without one.")
+
+
 class FindingOut(BaseModel):
     id: int
     scan_id: str
@@ -152,6 +174,18 @@ class FindingOut(BaseModel):
     detail: dict[str, Any] = Field(description="The finding as in the report: evidence (each with an `image` URL "
                                                "when one was stored), `images` (available, count, reason), reasons, "
                                                "tracks.")
+    decision: DecisionOut | None = Field(None, description="The reviewer's current decision (the newest); null "
+                                                           "while undecided.")
+
+
+class ReviewItem(FindingOut):
+    uploader: str | None = Field(description="The platform's id of the uploader, as sent with the scan.")
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewItem]
+    total: int = Field(description="Findings waiting for review that match the filter, over every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class Health(BaseModel):

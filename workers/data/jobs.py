@@ -240,6 +240,12 @@ class JobStore:
             rows = s.execute(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)).all()
             return [(job, action) for job, action in rows], total
 
+    def jobs_of(self, principal: str, kind: str, limit: int = 200) -> list[JobRow]:
+        """A principal's jobs of one kind, newest first (a rights holder's registrations, in the console)."""
+        with self.db.session() as s:
+            return list(s.scalars(select(JobRow).where(JobRow.principal == principal, JobRow.kind == kind)
+                                  .order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)))
+
     def report(self, job_id: str) -> dict | None:
         with self.db.session() as s:
             row = s.get(ScanRow, job_id)
@@ -268,6 +274,13 @@ class JobStore:
         with self.db.session() as s:
             return s.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id,
                                                       FindingRow.identity_id == identity_id)).first()
+
+    def finding_by_id(self, finding_id: int) -> tuple[FindingRow, JobRow] | None:
+        """A finding with its scan's job (whose principal is the platform that submitted it)."""
+        with self.db.session() as s:
+            found = s.execute(select(FindingRow, JobRow).join(JobRow, JobRow.id == FindingRow.scan_id)
+                              .where(FindingRow.id == finding_id)).first()
+            return (found[0], found[1]) if found else None
 
     def withdraw_images(self, identity_id: str, reason: str) -> list[str]:
         """Drop the image references of every finding about `identity_id`, in the findings and

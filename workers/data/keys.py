@@ -86,6 +86,12 @@ class KeyStore:
                                                     ApiKeyRow.revoked_at.is_(None))).first()
         return Principal(row.id, row.role, row.principal) if row else None
 
+    def active(self, key_id: str) -> Principal | None:
+        """The principal of an unrevoked key, by its id (a console session holds the id, never the key)."""
+        with self.db.session() as s:
+            row = s.get(ApiKeyRow, key_id)
+        return Principal(row.id, row.role, row.principal) if row is not None and row.revoked_at is None else None
+
     def list(self) -> list[ApiKeyRow]:
         with self.db.session() as s:
             return list(s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)))

@@ -1,5 +1,5 @@
 """Callback to the platform when a scan ends: `scan.finished` with any verdict, `scan.failed` with
-the error as clients see it.
+the error as clients see it; and when a reviewer decides one of its findings: `finding.decided`.
 
 Every delivery attempt carries its time (`X-Likeness-Timestamp`, unix seconds) and, with a secret,
 the HMAC-SHA256 of `f"{timestamp}.{body}"` (the exact bytes), so a receiver can trust the body and
@@ -90,6 +90,17 @@ def failed_body(job_id: str, uploader: str | None, error: str) -> bytes:
     """`error` as clients see it (already scrubbed of server paths and database details)."""
     payload = {"event": "scan.failed", "job_id": job_id, "uploader": uploader, "error": error,
                "job": f"/v1/jobs/{job_id}"}
+    return json.dumps(payload, sort_keys=True).encode()
+
+
+def decision_body(decision, uploader: str | None) -> bytes:
+    """`finding.decided`: a reviewer confirmed or dismissed a finding of the scan (`decision` is a
+    workers.data.reviews.Decision; its id is the event id, `decision-<id>`)."""
+    payload = {"event": "finding.decided", "job_id": decision.scan_id, "uploader": uploader,
+               "finding_id": decision.finding_id, "identity_id": decision.identity_id,
+               "decision": decision.decision, "reason": decision.reason, "comment": decision.comment,
+               "decided_by": decision.decided_by, "decided_at": decision.decided_at.isoformat(),
+               "decision_id": decision.id, "finding": f"/v1/findings/{decision.finding_id}"}
     return json.dumps(payload, sort_keys=True).encode()
 
 

@@ -1,0 +1,79 @@
+"""Review decisions through the HTTP API, on a real scan's `review` finding: who may see and decide
+a finding, the checks on a decision, the audit trail (append-only, newest wins), the queue, the
+finding.decided webhook (signed with its timestamp), and the decision in the owner's findings."""
+from __future__ import annotations
+
+from samples.services import wait_for
+from tests.console.conftest import SECRET, finding_of
+from workers.data.db import Database
+from workers.data.reviews import ReviewStore
+from workers.scans import webhooks
+
+
+def test_decide_a_finding_through_the_api(console_stack):
+    env = console_stack
+    tube, other, nba, studio = env.api("tube"), env.api("othertube"), env.api("nba"), env.api("studio")
+    item = finding_of(env, "user-18")
+    finding_id = item["id"]
+    assert (item["scan_id"], item["identity_id"], item["action"], item["uploader"]) == \
+        (env.scans["user-18"], env.yao_id, "review", "user-18")
+    assert item["decision"] is None
+
+    # Visible to the scan's platform and the likeness's owner; anyone else: 404, never 403.
+    assert tube.get(f"/v1/findings/{finding_id}").json()["identity_id"] == env.yao_id
+    assert nba.get(f"/v1/findings/{finding_id}").status_code == 200
+    for client in (other, studio):
+        assert client.get(f"/v1/findings/{finding_id}").status_code == 404
+        assert client.get(f"/v1/findings/{finding_id}/decisions").status_code == 404
+    assert tube.get("/v1/findings/999999").status_code == 404
+    assert other.get("/v1/reviews").json()["items"] == []
+
+    body = {"decision": "dismissed", "reason": "not_this_person", "comment": "A tall man, but not him."}
+    assert other.post(f"/v1/findings/{finding_id}/decision", json=body).status_code == 404
+    assert nba.post(f"/v1/findings/{finding_id}/decision", json=body).status_code == 403  # owners do not decide
+    # Bad decisions are refused naming the field, and store nothing.
+    wrong = tube.post(f"/v1/findings/{finding_id}/decision", json={**body, "reason": "impersonation"})
+    assert wrong.status_code == 400 and wrong.json()["error"]["reason"].startswith("reason:")
+    blank = tube.post(f"/v1/findings/{finding_id}/decision", json={**body, "comment": "   "})
+    assert blank.status_code == 400 and blank.json()["error"]["reason"].startswith("comment:")
+    nul = tube.post(f"/v1/findings/{finding_id}/decision", json={**body, "comment": "a\x00b"})
+    assert nul.status_code == 400 and "control" in nul.json()["error"]["reason"]
+    assert tube.post(f"/v1/findings/{finding_id}/decision", json={**body, "comment": ""}).status_code == 422
+    assert tube.get(f"/v1/findings/{finding_id}/decisions").json() == []
+
+    decided = tube.post(f"/v1/findings/{finding_id}/decision", json=body)
+    assert decided.status_code == 201, decided.text
+    decision = decided.json()
+    assert (decision["decision"], decision["reason"], decision["decided_by"]) == \
+        ("dismissed", "not_this_person", "tube")
+    assert decision["webhook"]["status"] in ("pending", "delivered")
+    assert all(i["id"] != finding_id for i in tube.get("/v1/reviews").json()["items"])  # out of the queue
+
+    # The webhook: finding.decided, signed over its timestamp and body, its decision as the event id.
+    calls = wait_for(lambda: [c for c in env.hooks.calls if c["event"]["event"] == "finding.decided"
+                              and c["event"]["finding_id"] == finding_id] or None, 60, "finding.decided")
+    call = calls[0]
+    assert webhooks.verify(call["body"], call["headers"]["X-Likeness-Signature"],
+                           call["headers"]["X-Likeness-Timestamp"], SECRET)
+    assert call["headers"]["X-Likeness-Event-Id"] == f"decision-{decision['id']}"
+    assert (call["event"]["job_id"], call["event"]["uploader"], call["event"]["decision"]) == \
+        (env.scans["user-18"], "user-18", "dismissed")
+    wait_for(lambda: tube.get(f"/v1/findings/{finding_id}").json()["decision"]["webhook"]["status"] == "delivered"
+             or None, 30, "the delivery recorded")
+
+    # The owner sees the decision and the dismissed look-alike.
+    mine = [f for f in nba.get("/v1/findings").json() if f["id"] == finding_id]
+    assert mine[0]["decision"]["reason"] == "not_this_person"
+    reviews = ReviewStore(Database.open(env.stack.database_url))
+    assert [d.finding_id for d in reviews.dismissed_lookalikes("nba")] == [finding_id]
+    assert reviews.dismissed_lookalikes("studio") == []
+
+    # Deciding again appends (the audit trail keeps both) and the newest counts.
+    again = tube.post(f"/v1/findings/{finding_id}/decision",
+                      json={"decision": "confirmed", "reason": "unauthorised_use", "comment": "Second look: it is."})
+    assert again.status_code == 201
+    history = tube.get(f"/v1/findings/{finding_id}/decisions").json()
+    assert [(d["decision"], d["comment"]) for d in history] == [
+        ("dismissed", "A tall man, but not him."), ("confirmed", "Second look: it is.")]
+    assert nba.get(f"/v1/findings/{finding_id}").json()["decision"]["decision"] == "confirmed"
+    assert reviews.dismissed_lookalikes("nba") == []

@@ -1,0 +1,115 @@
+"""Rights holders: their likenesses (with each registration's accepted and refused references),
+registering a new one, their findings across platforms, and the look-alikes reviewers dismissed."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import Response
+
+from pipeline.policy import DEFAULT_POLICY, Policy
+from workers.api import fields, pages
+from workers.api.console.render import page, redirect
+from workers.api.console.session import Viewer, check_csrf, require_role, viewer
+from workers.api.likenesses import register
+from workers.data.files import UploadRefused
+from workers.data.jobs import client_error
+
+router = APIRouter()
+PAGE = 25
+IdentityId = Path(max_length=64, pattern=fields.ID_PATTERN)
+POLICIES = [(p.value, p.value.replace("_", " ")) for p in Policy]
+
+
+def _registrations(svc, owner: str) -> dict[str, list]:
+    """Each likeness's registration jobs (their accepted and refused references), by identity id."""
+    found: dict[str, list] = {}
+    for job in svc.jobs.jobs_of(owner, "enroll"):
+        identity_id = (job.result or {}).get("identity_id")
+        if identity_id:
+            found.setdefault(identity_id, []).append(job)
+    return found
+
+
+@router.get("/console/likenesses", include_in_schema=False)
+def likenesses(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    svc = request.app.state.service
+    return page(request, "likenesses.html", who, likenesses=svc.gallery_store.identities(who.name))
+
+
+@router.get("/console/likenesses/new", include_in_schema=False)
+def register_form(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    return page(request, "register.html", who, policies=POLICIES, default_policy=DEFAULT_POLICY.value)
+
+
+@router.post("/console/likenesses/new", include_in_schema=False)
+def register_likeness(request: Request, name: str = Form("", max_length=200),
+                      policy: str = Form(DEFAULT_POLICY.value, max_length=40),
+                      files: list[UploadFile] = File(default_factory=list),
+                      csrf_token: str = Form("", max_length=100), who: Viewer = Depends(viewer)) -> Response:
+    """Through the API's own registration (the same checks, staging and enrollment job)."""
+    check_csrf(who.session, csrf_token)
+    require_role(who, "rights_holder")
+    files = [f for f in files if f.filename]
+    svc = request.app.state.service
+    problem = None if name.strip() else "name: required"
+    problem = problem or (None if files else "add at least one photo or clip")
+    if problem is None:
+        try:
+            job = register(name=name.strip(), files=files, kind="person", policy=policy, authorized_uploaders=[],
+                           match_threshold=None, face=None, played_by=[], idempotency_key=None,
+                           who=who.principal, svc=svc, celery=request.app.state.sender)
+        except HTTPException as exc:
+            problem = str(exc.detail)
+        except UploadRefused as exc:
+            problem = exc.reason
+        else:
+            return redirect(f"/console/registrations/{job.job_id}")
+    return page(request, "register.html", who, status=400, error=problem, policies=POLICIES, default_policy=policy,
+                name=name)
+
+
+@router.get("/console/registrations/{job_id}", include_in_schema=False)
+def registration(request: Request, job_id: str = IdentityId, who: Viewer = Depends(viewer)) -> Response:
+    """A registration job: refreshes itself until it ends, then shows each reference's verdict."""
+    require_role(who, "rights_holder")
+    svc = request.app.state.service
+    job = svc.jobs.get(job_id)
+    if job is None or job.principal != who.name or job.kind != "enroll":
+        raise HTTPException(404, "no such registration")
+    return page(request, "registration.html", who, job=job, error=client_error(job.error) if job.error else None,
+                refresh=job.status in ("queued", "running"))
+
+
+@router.get("/console/likenesses/{identity_id}", include_in_schema=False)
+def likeness(request: Request, identity_id: str = IdentityId, who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    svc = request.app.state.service
+    identity = svc.gallery_store.identity(identity_id)
+    if identity is None or identity.owner != who.name:
+        raise HTTPException(404, "no such likeness")
+    rows, total = svc.jobs.findings_of(who.name, identity_id, PAGE)
+    return page(request, "likeness.html", who, identity=identity, references=svc.gallery_store.reference_count(
+        identity_id), registrations=_registrations(svc, who.name).get(identity_id, []), findings=rows, total=total,
+        decisions=svc.reviews.latest([f.id for f in rows]))
+
+
+@router.get("/console/findings", include_in_schema=False)
+def findings(request: Request, cursor: str | None = Query(None, max_length=500),
+             who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    svc = request.app.state.service
+    rows, total = svc.jobs.findings_of(who.name, None, PAGE + 1, 0, None, pages.decode(cursor, int))
+    more, rows = len(rows) > PAGE, rows[:PAGE]
+    names = {info.id: info.name for info, _ in svc.gallery_store.identities(who.name)}
+    return page(request, "findings.html", who, findings=rows, total=total, names=names,
+                decisions=svc.reviews.latest([f.id for f in rows]),
+                next_cursor=pages.encode(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+@router.get("/console/lookalikes", include_in_schema=False)
+def lookalikes(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    svc = request.app.state.service
+    names = {info.id: info.name for info, _ in svc.gallery_store.identities(who.name)}
+    return page(request, "lookalikes.html", who, dismissed=svc.reviews.dismissed_lookalikes(who.name), names=names)

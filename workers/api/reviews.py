@@ -1,0 +1,119 @@
+"""Review decisions: a platform's queue of findings waiting for review, one finding with its
+decision history, and the decision itself (confirm or dismiss, with a reason and a comment), which
+is stored in the audit trail and sent to the scan's callback URL as `finding.decided`.
+
+A finding is visible to the platform whose scan it is and to the owner of the likeness; anyone
+else gets 404, so its existence is not revealed. Only the platform decides.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from workers import dispatch
+from workers.api import fields, pages
+from workers.api.deps import require, sender, service
+from workers.api.schemas import DecisionIn, DecisionOut, FindingOut, ReviewItem, ReviewPage, Webhook
+from workers.data.db import FindingRow, JobRow
+from workers.data.jobs import client_error
+from workers.data.keys import Principal
+from workers.data.reviews import Decision, DecisionRefused
+from workers.service import Service
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["findings"])
+platform = require("platform")
+FindingId = Path(description="The finding's id (`id` in GET /v1/findings and /v1/reviews).", ge=1, lt=2**31)
+
+
+def decision_out(decision: Decision) -> DecisionOut:
+    webhook = None
+    if decision.webhook_status:
+        webhook = Webhook(status=decision.webhook_status, attempts=decision.webhook_attempts,
+                          error=client_error(decision.webhook_error) if decision.webhook_error else None)
+    return DecisionOut(id=decision.id, finding_id=decision.finding_id, decision=decision.decision,
+                       reason=decision.reason, comment=decision.comment, decided_by=decision.decided_by,
+                       decided_at=decision.decided_at, webhook=webhook)
+
+
+def finding_out(f: FindingRow, decision: Decision | None) -> FindingOut:
+    return FindingOut(id=f.id, scan_id=f.scan_id, identity_id=f.identity_id, category=f.category, action=f.action,
+                      confidence=f.confidence, similarity=f.similarity, start_s=f.start_s, end_s=f.end_s,
+                      created_at=f.created_at, detail=f.data, decision=decision_out(decision) if decision else None)
+
+
+def visible_finding(finding_id: int, who: Principal, svc: Service) -> tuple[FindingRow, JobRow]:
+    """The finding and its scan's job when `who` may see it (its scan's platform, or the likeness's
+    owner); 404 otherwise."""
+    found = svc.jobs.finding_by_id(finding_id)
+    if found is not None:
+        finding, job = found
+        if (who.role == "platform" and job.principal == who.name and job.kind == "scan") or \
+                (who.role == "rights_holder" and finding.owner == who.name):
+            return finding, job
+    raise HTTPException(404, f"no finding {finding_id}")
+
+
+def record_decision(svc: Service, celery: Celery, who: Principal, finding_id: int, decision: str, reason: str,
+                    comment: str) -> Decision:
+    """Store a platform's decision and send its webhook (the console decides through this too)."""
+    finding, job = visible_finding(finding_id, who, svc)
+    if who.role != "platform":
+        raise HTTPException(403, "only the platform that submitted the scan decides its findings")
+    try:
+        stored = svc.reviews.decide(finding, job.principal, who.name, who.key_id, decision, reason, comment,
+                                    (job.params or {}).get("callback_url"))
+    except DecisionRefused as exc:
+        raise HTTPException(400, str(exc)) from exc
+    if stored.webhook_status == "pending":
+        try:
+            dispatch.send(celery, dispatch.DECISION_WEBHOOK, stored.id)
+        except Exception as exc:  # broker errors come in many types; the sweep re-sends pending webhooks
+            log.warning("decision %s stored, its webhook not sent (the sweep will send it): %s", stored.id, exc)
+    return stored
+
+
+@router.get("/v1/reviews", response_model=ReviewPage,
+            responses={400: {"description": "`cursor` is not one this service handed out."}},
+            summary="Your findings waiting for review (action review, not decided), newest first")
+def review_queue(category: str | None = Query(None, max_length=40, description="impersonation, portrait_rights or "
+                                                                                "ip_character."),
+                 uploader: str | None = Query(None, max_length=200, description="Your id of the uploader."),
+                 limit: int = Query(50, ge=1, le=200),
+                 cursor: str | None = Query(None, description="The `next_cursor` of the page before."),
+                 who: Principal = Depends(platform), svc: Service = Depends(service)) -> ReviewPage:
+    fields.text("category", category)
+    fields.text("uploader", uploader)
+    after = pages.decode(cursor, int)
+    items, total = svc.reviews.queue(who.name, category, uploader, after, limit + 1)
+    more, items = len(items) > limit, items[:limit]
+    out = [ReviewItem(**finding_out(i.finding, None).model_dump(), uploader=i.uploader) for i in items]
+    last = items[-1].finding if more else None
+    return ReviewPage(items=out, total=total, next_cursor=pages.encode(last.created_at, last.id) if last else None)
+
+
+@router.get("/v1/findings/{finding_id}", response_model=FindingOut,
+            summary="One finding with its current decision (for its scan's platform and the likeness's owner)")
+def get_finding(finding_id: int = FindingId, who: Principal = Depends(require("platform", "rights_holder")),
+                svc: Service = Depends(service)) -> FindingOut:
+    finding, _ = visible_finding(finding_id, who, svc)
+    return finding_out(finding, svc.reviews.latest([finding.id]).get(finding.id))
+
+
+@router.get("/v1/findings/{finding_id}/decisions", response_model=list[DecisionOut],
+            summary="Every decision on a finding, oldest first (the audit trail)")
+def decisions(finding_id: int = FindingId, who: Principal = Depends(require("platform", "rights_holder")),
+              svc: Service = Depends(service)) -> list[DecisionOut]:
+    finding, _ = visible_finding(finding_id, who, svc)
+    return [decision_out(d) for d in svc.reviews.history(finding.id)]
+
+
+@router.post("/v1/findings/{finding_id}/decision", status_code=201, response_model=DecisionOut,
+             summary="Confirm or dismiss a finding of your scan, with a reason and a comment")
+def decide(body: DecisionIn, finding_id: int = FindingId, who: Principal = Depends(platform),
+           svc: Service = Depends(service), celery: Celery = Depends(sender)) -> DecisionOut:
+    """Appends to the audit trail (a later decision supersedes, the earlier one stays), takes the
+    finding out of the review queue and sends `finding.decided` to the scan's callback URL."""
+    return decision_out(record_decision(svc, celery, who, finding_id, body.decision, body.reason, body.comment))
