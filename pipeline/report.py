@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 
 from pipeline.characters import CharacterResult, CharacterTrack
-from pipeline.policy import Finding
+from pipeline.policy import SEVERITY, Action, Finding
 from pipeline.post import PostResult
 from pipeline.scan import ScanResult
 from pipeline.types import IdentityInfo, Track, TrackMatch
@@ -106,15 +106,22 @@ def build_report(result: ScanResult) -> dict:
 
 
 def build_post_report(result: PostResult) -> dict:
-    """One report for a post: each item's own report (as a video's, `video` describing the file), every
-    finding again at the top naming its item, the declaration read, and the post's one verdict."""
+    """One report for a post: each item's own report (as a video's, `video` describing the file, with its
+    findings), the declaration read, the post's one verdict, and at the top one finding per likeness: its
+    most severe item's (`item`), naming every item it was found in (`items`)."""
     items = []
-    findings = []
+    findings: dict[str, dict] = {}
     for item, scanned in zip(result.items, result.results):
         report = build_report(scanned)
         report["video"]["kind"] = item.kind
         items.append({"index": item.index, "kind": item.kind, **report})
-        findings += [{**f, "item": item.index} for f in report["findings"]]
+        for finding in report["findings"]:
+            known = findings.get(finding["identity"]["id"])
+            seen_in = (known["items"] if known else []) + [item.index]
+            if known is None or (SEVERITY[Action(finding["action"])], finding["confidence"]) > \
+                    (SEVERITY[Action(known["action"])], known["confidence"]):
+                known = {**finding, "item": item.index}
+            findings[finding["identity"]["id"]] = {**known, "items": seen_in}
     declaration = result.declaration
     return {
         "post": {"items": len(result.items), "kinds": [i.kind for i in result.items],
@@ -122,7 +129,7 @@ def build_post_report(result: PostResult) -> dict:
                  "declaration": {"declared": declaration.declared, "declared_field": declaration.declared_field,
                                  "caption": list(declaration.caption)}},
         "items": items,
-        "findings": findings,
+        "findings": list(findings.values()),
         "verdict": {"action": result.verdict.action.value, "reasons": result.verdict.reasons},
         "gallery_version": result.gallery_version,
         "warnings": result.warnings,

@@ -23,6 +23,7 @@ from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
 from workers import dispatch
 from workers.scans import evidence, codec, withdrawal
+from workers.scans import posts
 from workers.app import app, settings
 from workers.data.keys import scan_uploader
 from workers.data.db import JobRow
@@ -67,6 +68,13 @@ def scan(self, job_id: str) -> None:
     service = context()
     job = _begin(service, job_id)
     if job is None:
+        return
+    if posts.is_post(job):  # a post: its items scanned and decided in this one task (scans/posts.py)
+        def post() -> None:
+            if posts.run(service, job):
+                dispatch.send(app, dispatch.WEBHOOK, job_id)
+
+        _run_job(service, job_id, post)
         return
 
     def plan() -> None:

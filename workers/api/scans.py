@@ -3,7 +3,9 @@ of the media root), read the report and delete the scan; evidence images, for th
 and the owner of the likeness found. Every scan route names its id `{scan_id}` (the scan's job id)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path as FilePath
@@ -12,6 +14,7 @@ from typing import Any, Literal
 from celery import Celery
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Query, Response, UploadFile
 
+from pipeline.post import MAX_CAPTION_CHARS, MAX_ITEMS
 from workers.scans import retention
 from workers.api import fields, pages
 from workers.api.deps import require, sender, service
@@ -27,6 +30,7 @@ from workers.scans.webhooks import WebhookError, WebhookRefused, check_url, reso
 
 router = APIRouter(tags=["scans"])
 platform = require("platform")
+_CAPTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ScanId = Path(description="The scan's id: its job's id.", max_length=64, pattern=fields.ID_PATTERN)
 
 
@@ -48,6 +52,14 @@ def submit_scan(
     declared_ai: bool = Form(False, description="The uploader declared the video AI-generated (the creator's "
                                                 "own label at upload). Declared AI gets `label`; AI evidence the "
                                                 "uploader did not declare gets the platform's setting."),
+    items: list[UploadFile] | None = File(None, description="Or: a post (a note, a carousel): its images "
+                                          "(JPEG, PNG, WebP, HEIC, AVIF) and videos, in order, as repeated "
+                                          "multipart files; one verdict with per-item findings."),
+    paths: list[str] | None = Form(None, description="Or: a post's items as paths in your platform's folder "
+                                                     "of the media root, in order."),
+    caption: str | None = Form(None, max_length=MAX_CAPTION_CHARS,
+                               description="A post's caption: a declaration in it ('#AI生成', 'AI-generated') "
+                                           "counts as the uploader's, as declared_ai does."),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200,
                                          description="Default: the upload's SHA-256 and the uploader."),
     who: Principal = Depends(platform),
@@ -60,9 +72,14 @@ def submit_scan(
     fields.text("uploader", uploader)
     fields.text("callback_url", callback_url, 2000)
     fields.text("Idempotency-Key", idempotency_key)
-    if (file is None) == (path is None):
+    if caption is not None and _CAPTION_CONTROL.search(caption):  # line breaks are a caption's own
+        raise HTTPException(400, "caption: must not contain control characters other than line breaks and tabs")
+    sent = [name for name, value in (("file", file), ("path", path), ("items", items), ("paths", paths)) if value]
+    if len(sent) != 1:
         raise HTTPException(400, "send exactly one of `file` (multipart upload) or `path` (in your platform's "
-                                 "folder of the media root)")
+                                 "folder of the media root), or a post's `items` (multipart files) or `paths`")
+    if caption is not None and (file is not None or path is not None):
+        raise HTTPException(400, "`caption` belongs to a post: send its files as `items` or `paths`")
     if callback_url:
         try:
             check_url(callback_url)
@@ -74,6 +91,9 @@ def submit_scan(
     job_id = new_id()
     limit = svc.settings.service.max_upload_bytes
     folder = upload_dir(svc.media_root, job_id)
+    if items or paths:
+        return _submit_post(response, who, svc, celery, job_id, uploader, items or [], paths or [], caption or "",
+                            callback_url, declared_ai, idempotency_key)
     if file is not None:
         video = folder / f"video{safe_suffix(file.filename, '.mp4')}"
         shown = display_name(file.filename, video.name)
@@ -95,6 +115,48 @@ def submit_scan(
         job, created = svc.jobs.create("scan", who.name, params, fields.idempotency_key(key), job_id)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # no job points at it: nothing could ever delete it
+        raise
+    if not created:
+        shutil.rmtree(folder, ignore_errors=True)
+        response.status_code = 200
+        return job_out(job, svc)
+    publish(celery, job)
+    return job_out(job, svc)
+
+
+def _submit_post(response: Response, who: Principal, svc: Service, celery: Celery, job_id: str, uploader: str,
+                 uploads: list[UploadFile], relative: list[str], caption: str, callback_url: str | None,
+                 declared_ai: bool, idempotency_key: str | None) -> JobOut:
+    """Store a post's items (uploads in the job's folder, or paths in the platform's) and its job."""
+    if len(uploads) + len(relative) > MAX_ITEMS:
+        raise HTTPException(400, f"a post holds at most {MAX_ITEMS} items")
+    for number, item_path in enumerate(relative):
+        fields.text(f"paths[{number}]", item_path, MAX_PATH)
+    limit = svc.settings.service.max_upload_bytes
+    folder = upload_dir(svc.media_root, job_id)
+    stored: list[dict[str, str]] = []
+    try:
+        for number, upload in enumerate(uploads):
+            target = folder / f"item-{number}{safe_suffix(upload.filename, '.bin')}"
+            sha256 = save_bounded(upload.file, target, limit)
+            stored.append({"path": str(target), "name": display_name(upload.filename, target.name),
+                           "sha256": sha256})
+        for item_path in relative:
+            target = resolve_platform_path(svc.media_root, who.name, item_path, limit)
+            shown = target.relative_to(platform_dir(svc.media_root, who.name).resolve()).as_posix()
+            stored.append({"path": str(target), "name": shown, "sha256": file_sha256(target)})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    content = hashlib.sha256("\n".join([*(i["sha256"] for i in stored), caption]).encode()).hexdigest()
+    key = (f"{who.name}:key:{idempotency_key}" if idempotency_key
+           else f"{who.name}:{uploader}:post:{content}" + (":declared-ai" if declared_ai else ""))
+    params = {"video": str(folder), "video_name": f"post of {len(stored)} items", "items": stored,
+              "caption": caption, "uploader": uploader, "callback_url": callback_url, "declared_ai": declared_ai}
+    try:
+        job, created = svc.jobs.create("scan", who.name, params, fields.idempotency_key(key), job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     if not created:
         shutil.rmtree(folder, ignore_errors=True)
@@ -135,13 +197,17 @@ def client_report(report: dict, params: dict, media_root: FilePath) -> dict:
     stored = params.get("video")
     shown = params.get("video_name") or (FilePath(stored).name if stored else None)
     encoded = json.dumps(report, ensure_ascii=False)
-    for secret, public in ((stored, shown), (str(media_root.resolve()), "<media>"), (str(media_root), "<media>")):
+    items = [(i["path"], i["name"]) for i in params.get("items", [])]  # a post's items, each by its own name
+    for secret, public in (*items, (stored, shown), (str(media_root.resolve()), "<media>"),
+                           (str(media_root), "<media>")):
         if secret and public:
             encoded = encoded.replace(json.dumps(secret, ensure_ascii=False)[1:-1],
                                       json.dumps(public, ensure_ascii=False)[1:-1])
     out = json.loads(encoded)
     if isinstance(out.get("video"), dict) and shown:
         out["video"]["path"] = shown
+    for entry, (_, name) in zip(out.get("items", []), items):
+        entry["video"]["path"] = name
     return out
 
 

@@ -79,7 +79,8 @@ def body(job_id: str, uploader: str | None, report: dict) -> bytes:
         "event": "scan.finished", "job_id": job_id, "uploader": uploader,
         "verdict": report["verdict"],
         "findings": [{"identity_id": f["identity"]["id"], "name": f["identity"]["name"], "category": f["category"],
-                      "action": f["action"], "start_s": f["start_s"], "end_s": f["end_s"]}
+                      "action": f["action"], "start_s": f["start_s"], "end_s": f["end_s"],
+                      **({"item": f["item"]} if "item" in f else {})}  # a post's: which of its items
                      for f in report["findings"]],
         "report": f"/v1/scans/{job_id}/report",
     }
