@@ -16,6 +16,7 @@ from workers.data.jobs import client_error
 router = APIRouter()
 PAGE = 25
 IdentityId = Path(max_length=64, pattern=fields.ID_PATTERN)
+JobId = Path(max_length=64, pattern=fields.ID_PATTERN)  # a Path is not shared between parameters of two names
 POLICIES = [(p.value, p.value.replace("_", " ")) for p in Policy]
 
 
@@ -45,6 +46,7 @@ def register_form(request: Request, who: Viewer = Depends(viewer)) -> Response:
 @router.post("/console/likenesses/new", include_in_schema=False)
 def register_likeness(request: Request, name: str = Form("", max_length=200),
                       policy: str = Form(DEFAULT_POLICY.value, max_length=40),
+                      largest: bool = Form(False), uploaders: str = Form("", max_length=20_000),
                       files: list[UploadFile] = File(default_factory=list),
                       csrf_token: str = Form("", max_length=100), who: Viewer = Depends(viewer)) -> Response:
     """Through the API's own registration (the same checks, staging and enrollment job)."""
@@ -56,9 +58,10 @@ def register_likeness(request: Request, name: str = Form("", max_length=200),
     problem = problem or (None if files else "add at least one photo or clip")
     if problem is None:
         try:
-            job = register(name=name.strip(), files=files, kind="person", policy=policy, authorized_uploaders=[],
-                           match_threshold=None, face=None, played_by=[], idempotency_key=None,
-                           who=who.principal, svc=svc, celery=request.app.state.sender)
+            job = register(name=name.strip(), files=files, kind="person", policy=policy,
+                           authorized_uploaders=[u.strip() for u in uploaders.splitlines() if u.strip()],
+                           match_threshold=None, face="largest" if largest else None, played_by=[],
+                           idempotency_key=None, who=who.principal, svc=svc, celery=request.app.state.sender)
         except HTTPException as exc:
             problem = str(exc.detail)
         except UploadRefused as exc:
@@ -66,11 +69,11 @@ def register_likeness(request: Request, name: str = Form("", max_length=200),
         else:
             return redirect(f"/console/registrations/{job.job_id}")
     return page(request, "register.html", who, status=400, error=problem, policies=POLICIES, default_policy=policy,
-                name=name)
+                name=name, uploaders=uploaders)
 
 
 @router.get("/console/registrations/{job_id}", include_in_schema=False)
-def registration(request: Request, job_id: str = IdentityId, who: Viewer = Depends(viewer)) -> Response:
+def registration(request: Request, job_id: str = JobId, who: Viewer = Depends(viewer)) -> Response:
     """A registration job: refreshes itself until it ends, then shows each reference's verdict."""
     require_role(who, "rights_holder")
     svc = request.app.state.service
