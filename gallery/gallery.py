@@ -251,6 +251,35 @@ class Gallery(VectorGallery):
             self.refresh_after_change(version, add=(ids, [r.embedding for r in enrollment.accepted]))
             return info
 
+    def add_references(self, identity_id: str, owner: str, enrollment: EnrollmentResult) -> list[int]:
+        """Add accepted references to an existing person (a confirmed appearance the owner approved);
+        the copies go to its private folder first, so a row never points at a missing copy. Returns
+        the new reference ids (none for images it already had)."""
+        if not enrollment.accepted:
+            raise ValueError("no reference was accepted; nothing added")
+        folder = self._references_dir / identity_id
+        with self._lock():
+            if not folder.is_dir():
+                raise KeyError(f"no likeness with id {identity_id}")
+            copies = {ref.path: stored_name(ref.path, ref.sha256) for ref in enrollment.accepted}
+            written = []
+            try:
+                for source, name in copies.items():
+                    if not (folder / name).exists():
+                        shutil.copyfile(source, folder / f".{name}.tmp")
+                        os.replace(folder / f".{name}.tmp", folder / name)
+                        written.append(folder / name)
+                added, version = self.store.add_references(
+                    identity_id, owner, [face_reference_fields(ref, copies[ref.path]) for ref in enrollment.accepted])
+            except BaseException:
+                for path in written:  # no row points at them
+                    path.unlink(missing_ok=True)
+                raise
+            new = [ref for ref in enrollment.accepted if ref.sha256 in added]
+            self.refresh_after_change(version, add=([added[r.sha256] for r in new], [r.embedding for r in new])
+                                      if new else None)
+            return [added[r.sha256] for r in new]
+
     def remove(self, identity_id: str, owner: str | None = None) -> IdentityInfo:
         """Delete an identity for good: rows, vectors (new snapshot, old ones pruned) and photos."""
         with self._lock():

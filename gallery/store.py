@@ -234,6 +234,20 @@ class GalleryStore:
             s.flush()
             return identity.info(), [r.id for r in face_rows], [r.id for r in image_rows], _bump(s)
 
+    def add_references(self, identity_id: str, owner: str, references: list[dict]) -> tuple[dict[str, int], int]:
+        """Add face references to an existing person, skipping images it already has (a repeated
+        task adds nothing twice); returns (new reference id by image SHA-256, new version).
+        KeyError when `owner` has no such person."""
+        with self.session() as s, s.begin():
+            identity = s.get(IdentityRow, identity_id)
+            if identity is None or identity.owner != owner or identity.kind != "person":
+                raise KeyError(f"no likeness with id {identity_id}")
+            have = set(s.scalars(select(ReferenceRow.sha256).where(ReferenceRow.identity_id == identity_id)))
+            rows = [ReferenceRow(identity_id=identity_id, **ref) for ref in references if ref["sha256"] not in have]
+            s.add_all(rows)
+            s.flush()
+            return {r.sha256: r.id for r in rows}, _bump(s)
+
     def update_identity(self, identity_id: str, owner: str | None, changes: dict[str, Any]) -> tuple[IdentityInfo, int]:
         """Change what decisions read from an identity (`EDITABLE`); returns (info, new version). The
         version moves so that every worker reloads the identity before its next decision."""

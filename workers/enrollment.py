@@ -81,6 +81,12 @@ def register_person(runtime: Runtime, job: JobRow) -> dict:
         summary = enrollment_summary(enrollment, dict(files))
         if not enrollment.accepted:
             raise _no_reference(summary["rejected"])
+        if params.get("identity_id"):  # more references for a registered person (a confirmed appearance)
+            try:
+                added = runtime.gallery.add_references(params["identity_id"], job.principal, enrollment)
+            except KeyError as exc:
+                raise JobFailed(f"likeness {params['identity_id']} was removed meanwhile") from exc
+            return {"identity_id": params["identity_id"], "references_added": len(added), **summary}
         identity_id = None
         if job.attempts > 1:
             identity_id = runtime.gallery.store.registered_since(

@@ -1,8 +1,9 @@
 """The console in a real browser (Debian's chromium through Playwright) against the real stack: a
 reviewer signs in, finds the scan's finding in the queue, sees its evidence images load, dismisses it
 with a reason (gone from the queue, the audit row stored, the webhook received); the rights holder
-sees the likeness, the finding and the dismissed look-alike, and registers another likeness (each
-reference's verdict shown); another platform or rights holder gets 404; a POST without the CSRF
+sees the likeness, the finding and the dismissed look-alike; the reviewer then confirms it after
+all, and the owner makes the confirmed appearance a reference; another rights holder registers a
+likeness (each reference's verdict shown); another platform or rights holder gets 404; a POST without the CSRF
 token gets 403; signing out, and revoking the key, end the session.
 
 LIKENESS_CONSOLE_SCREENSHOTS=<folder> also saves the main pages as PNGs (docs/console/)."""
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from gallery.store import GalleryStore
 from samples.photos import package_photo
 from samples.services import wait_for
 from tests.console.conftest import chromium, finding_of
@@ -143,6 +145,25 @@ def test_review_and_rights_holder_flows(console_stack, browser):
     nba.goto(f"{url}/console/lookalikes")
     expect(nba.locator("#lookalikes")).to_contain_text("a different player")
     _shot(nba, "lookalikes")
+
+    # The reviewer changes its mind (appended to the audit trail); the owner then makes the confirmed
+    # appearance a reference of the likeness, through the enrollment job and its checks.
+    tube.goto(f"{url}/console/findings/{finding_id}")
+    confirm = tube.locator("form.decide-confirmed")
+    confirm.locator("select[name=reason]").select_option("unauthorised_use")
+    confirm.locator("textarea[name=comment]").fill("Second look: it is him, and not his account.")
+    confirm.locator("button").click()
+    expect(tube.locator("#history tbody tr")).to_have_count(2)
+    expect(tube.locator("#current-decision")).to_contain_text("Confirmed")
+    references = {info.id: n for info, n in GalleryStore.open(env.stack.database_url).identities("nba")}[env.yao_id]
+    nba.goto(f"{url}/console/findings/{finding_id}")
+    _shot(nba, "finding-owner")
+    nba.locator("form.use-reference button").first.click()
+    expect(nba).to_have_url(re.compile(r".*/console/registrations/[0-9a-f]+$"))
+    expect(nba.locator("#status")).to_have_text("done", timeout=120_000)
+    expect(nba.locator("#added")).to_contain_text("1 reference(s) added")
+    assert {info.id: n for info, n in GalleryStore.open(env.stack.database_url).identities("nba")}[env.yao_id] \
+        == references + 1
 
     # Registration in the browser: one photo accepted, a group photo refused with its reason.
     studio.goto(f"{url}/console/likenesses/new")

@@ -68,6 +68,9 @@ def test_decide_a_finding_through_the_api(console_stack):
     assert finding_id in [d.finding_id for d in reviews.dismissed_lookalikes("nba")]
     assert reviews.dismissed_lookalikes("studio") == []
 
+    # A dismissed finding cannot become a reference.
+    assert nba.post(f"/v1/findings/{finding_id}/reference", json={"image": 0}).status_code == 409
+
     # Deciding again appends (the audit trail keeps both) and the newest counts.
     again = tube.post(f"/v1/findings/{finding_id}/decision",
                       json={"decision": "confirmed", "reason": "unauthorised_use", "comment": "Second look: it is."})
@@ -77,3 +80,16 @@ def test_decide_a_finding_through_the_api(console_stack):
         ("dismissed", "A tall man, but not him."), ("confirmed", "Second look: it is.")]
     assert nba.get(f"/v1/findings/{finding_id}").json()["decision"]["decision"] == "confirmed"
     assert finding_id not in [d.finding_id for d in reviews.dismissed_lookalikes("nba")]
+
+    # The owner makes the confirmed appearance a reference: an enrollment job with the same checks.
+    assert tube.post(f"/v1/findings/{finding_id}/reference", json={"image": 0}).status_code == 403
+    assert studio.post(f"/v1/findings/{finding_id}/reference", json={"image": 0}).status_code == 404
+    before = {i["id"]: i["references"] for i in nba.get("/v1/likenesses").json()}[env.yao_id]
+    added = nba.post(f"/v1/findings/{finding_id}/reference", json={"image": 0})
+    assert added.status_code == 202, added.text
+    job = wait_for(lambda: (lambda j: j if j["status"] in ("done", "failed") else None)(
+        nba.get(f"/v1/jobs/{added.json()['job_id']}").json()), 120, "the reference's enrollment")
+    assert job["status"] == "done", job
+    assert job["result"]["identity_id"] == env.yao_id and job["result"]["references_added"] == 1
+    assert {i["id"]: i["references"] for i in nba.get("/v1/likenesses").json()}[env.yao_id] == before + 1
+    assert nba.post(f"/v1/findings/{finding_id}/reference", json={"image": 0}).json()["job_id"] == job["job_id"]

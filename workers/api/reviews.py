@@ -8,18 +8,22 @@ else gets 404, so its existence is not revealed. Only the platform decides.
 from __future__ import annotations
 
 import logging
+import shutil
 
 from celery import Celery
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
 from workers import dispatch
 from workers.api import fields, pages
 from workers.api.deps import require, sender, service
-from workers.api.schemas import DecisionIn, DecisionOut, FindingOut, ReviewItem, ReviewPage, Webhook
+from workers.api.jobs import job_out, publish
+from workers.api.schemas import (DecisionIn, DecisionOut, FindingOut, JobOut, ReferenceIn, ReviewItem, ReviewPage,
+                                 Webhook)
 from workers.data.db import FindingRow, JobRow
-from workers.data.jobs import client_error
+from workers.data.jobs import client_error, new_id
 from workers.data.keys import Principal
-from workers.data.reviews import Decision, DecisionRefused
+from workers.data.reviews import CONFIRMED, Decision, DecisionRefused
+from workers.scans.evidence import image_path
 from workers.service import Service
 
 log = logging.getLogger(__name__)
@@ -117,3 +121,53 @@ def decide(body: DecisionIn, finding_id: int = FindingId, who: Principal = Depen
     """Appends to the audit trail (a later decision supersedes, the earlier one stays), takes the
     finding out of the review queue and sends `finding.decided` to the scan's callback URL."""
     return decision_out(record_decision(svc, celery, who, finding_id, body.decision, body.reason, body.comment))
+
+
+def reference_from_finding(svc: Service, celery: Celery, who: Principal, finding_id: int, number: int
+                           ) -> tuple[JobOut, bool]:
+    """Stage an evidence image of a confirmed finding as a new reference of its likeness and send the
+    enrollment job (the same quality checks as a registration); (the job, whether it is new)."""
+    finding, _ = visible_finding(finding_id, who, svc)
+    if who.role != "rights_holder":
+        raise HTTPException(403, "only the likeness's owner adds references to it")
+    decision = svc.reviews.latest([finding.id]).get(finding.id)
+    if decision is None or decision.decision != CONFIRMED:
+        raise HTTPException(409, "only a finding a reviewer confirmed can become a reference")
+    identity = svc.gallery_store.identity(finding.identity_id)
+    if identity is None or identity.kind != "person":
+        raise HTTPException(409, "references are added to a registered person; this likeness is not one")
+    source = image_path(svc.media_root, finding.scan_id, finding.identity_id, number)
+    if not source.is_file():
+        raise HTTPException(404, f"no evidence image {number} of finding {finding_id}")
+    job_id = new_id()
+    folder = svc.media_root / "enroll" / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, folder / "000.jpg")
+    params = {"name": identity.name, "kind": "person", "identity_id": identity.id, "face": "largest",
+              "files_dir": str(folder), "files": [{"stored": "000.jpg", "name": f"finding-{finding_id}-{number}.jpg"}]}
+    try:
+        job, created = svc.jobs.create("enroll", who.name, params, f"{who.name}:reference:{finding_id}:{number}",
+                                       job_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if created:
+        publish(celery, job)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    return job_out(job, svc), created
+
+
+@router.post("/v1/findings/{finding_id}/reference", status_code=202, response_model=JobOut,
+             responses={200: {"model": JobOut, "description": "This image was sent before: its job."},
+                        409: {"description": "The finding is not confirmed, or its likeness is not a person."}},
+             summary="Add a confirmed finding's evidence face to the likeness's references (its owner)")
+def add_reference(body: ReferenceIn, response: Response, finding_id: int = FindingId,
+                  who: Principal = Depends(require("rights_holder")), svc: Service = Depends(service),
+                  celery: Celery = Depends(sender)) -> JobOut:
+    """An enrollment job, checked like any reference (face size, sharpness, pose): its result says
+    accepted or refused, and why; `references_added` is 0 for an image the likeness already has."""
+    job, created = reference_from_finding(svc, celery, who, finding_id, body.image)
+    if not created:
+        response.status_code = 200
+    return job

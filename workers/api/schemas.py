@@ -149,6 +149,12 @@ class DecisionIn(BaseModel):
     comment: str = Field(min_length=1, max_length=2000, description="Why, in a sentence: the audit trail keeps it.")
 
 
+class ReferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: int = Field(0, ge=0, lt=3, description="Which evidence image of the finding (the number ending its "
+                                                  "`image` URL).")
+
+
 class DecisionOut(BaseModel):
     id: int
     finding_id: int

@@ -9,7 +9,7 @@ from workers.api import fields, pages
 from workers.api.console import views
 from workers.api.console.render import page, redirect
 from workers.api.console.session import Viewer, check_csrf, require_role, viewer
-from workers.api.reviews import record_decision, visible_finding
+from workers.api.reviews import record_decision, reference_from_finding, visible_finding
 from workers.api.scans import client_report
 from workers.data.reviews import CONFIRMED, DISMISSED, REASONS
 from workers.scans.evidence import MAX_IMAGES, image_path
@@ -74,6 +74,17 @@ def decide(request: Request, finding_id: int = FindingId, decision: str = Form("
             raise
         return _finding(request, who, finding_id, error=str(exc.detail), status=400)
     return redirect(f"/console/findings/{finding_id}?decided=1")
+
+
+@router.post("/console/findings/{finding_id}/reference", include_in_schema=False)
+def use_as_reference(request: Request, finding_id: int = FindingId, image: int = Form(0, ge=0, lt=MAX_IMAGES),
+                     csrf_token: str = Form("", max_length=100), who: Viewer = Depends(viewer)) -> Response:
+    """The owner approves a confirmed appearance as a new reference (an enrollment job)."""
+    check_csrf(who.session, csrf_token)
+    require_role(who, "rights_holder")
+    job, _ = reference_from_finding(request.app.state.service, request.app.state.sender, who.principal, finding_id,
+                                    image)
+    return redirect(f"/console/registrations/{job.job_id}")
 
 
 @router.get("/console/findings/{finding_id}/evidence/{number}", include_in_schema=False)
