@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -321,6 +322,20 @@ def test_64bit_box_size_past_end_is_reported(plain_mp4: Path) -> None:
     fx.append(plain_mp4, struct.pack(">I4sQ", 1, b"free", 1 << 62) + bytes(8))
     result = read_provenance(plain_mp4)
     assert any(f"declares {1 << 62} bytes" in e for e in result.errors)
+
+
+def test_file_of_tiny_boxes_does_not_hold_the_c2pa_reader(tmp_path: Path, plain_mp4: Path) -> None:
+    """c2pa-rs takes time quadratic in the number of boxes (30,000 empty boxes: ~15 s of CPU, 100,000:
+    minutes); its reads are cut off after a budget and the store reported not validated."""
+    signed = fx.sign_c2pa(plain_mp4, tmp_path / "signed.mp4", "video/mp4", "trainedAlgorithmicMedia")
+    fx.append(signed, struct.pack(">I4s", 8, b"free") * 30_000)
+    started = time.process_time()
+    result = read_provenance(signed)
+    cpu_s = time.process_time() - started
+    assert result.c2pa["validation_state"] == "NotValidated"
+    assert any("stopped: the file needs more than 100000 reads and seeks" in e for e in result.errors), \
+        result.errors
+    assert cpu_s < 8, f"{cpu_s:.1f} s of CPU"
 
 
 def test_png_decompression_bomb_is_bounded(tmp_path: Path) -> None:
