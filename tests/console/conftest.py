@@ -3,7 +3,7 @@ database, the app `likeness serve` runs (uvicorn on a free port), a webhook rece
 scan of a real video whose finding waits for review (Yao Ming registered with policy no_use,
 scanned as an unauthorised uploader's video: action review).
 
-Two scans of the same clip by two uploaders: one for the API's decision test, one for the browser."""
+Two scans of Yao Ming's clips by two uploaders: one for the API's decision test, one for the browser."""
 from __future__ import annotations
 
 import json
@@ -97,7 +97,7 @@ def console_stack(tmp_path_factory) -> ConsoleStack:
 
 
 def _scan(env: ConsoleStack) -> None:
-    """Register Yao Ming (no_use) as nba, then scan his clip as two uploaders of `tube`."""
+    """Register Yao Ming (no_use) as nba, then scan two clips of him as two uploaders of `tube`."""
     nba, tube = env.api("nba"), env.api("tube")
     with open(package_photo("yaoming.jpg"), "rb") as handle:
         job = nba.post("/v1/likenesses", data={"name": "Yao Ming", "policy": "no_use"},
@@ -107,8 +107,8 @@ def _scan(env: ConsoleStack) -> None:
     assert done["status"] == "done", (done, env.worker.tail())
     env.yao_id = done["result"]["identity_id"]
     callback = f"http://127.0.0.1:{env.hooks.server_address[1]}/hooks"
-    clip = video("yao-static-5s")
-    for uploader in ("user-17", "user-18"):
+    # Two clips, so the two findings' evidence faces differ (an image a likeness has is not added twice).
+    for uploader, clip in (("user-17", video("yao-static-5s")), ("user-18", video("yao-zoom-out-5s"))):
         with open(clip, "rb") as handle:
             submitted = tube.post("/v1/scans", files={"file": ("interview.mp4", handle, "video/mp4")},
                                   data={"uploader": uploader, "callback_url": callback})
