@@ -96,12 +96,14 @@ names = set(zipfile.ZipFile(wheel).namelist())
 packages = ("pipeline", "gallery", "workers", "samples")
 wanted = {p.relative_to(src).as_posix() for pkg in packages for p in (src / pkg).rglob("*.py")}
 wanted |= {p.relative_to(src).as_posix() for p in (src / "pipeline" / "data").glob("*.json")}
+wanted |= {p.relative_to(src).as_posix() for p in (src / "pipeline" / "data" / "marks").iterdir()}
 wanted |= {"workers/data/migrations/script.py.mako", "workers/data/migrations/env.py"}
 versions = {n for n in wanted if n.startswith("workers/data/migrations/versions/") and n.endswith(".py")}
 missing = sorted(wanted - names)
 assert not missing, f"missing from the wheel: {missing}"
 assert versions, "no migration versions in the source tree?"
 assert "pipeline/data/face_swap_probe.json" in names, "face-swap probe not shipped"
+assert "pipeline/data/marks/marks.json" in names, "generator logo library not shipped"
 assert "samples/__init__.py" in names, "samples/ not shipped"
 strays = sorted(n for n in names if n.split("/")[0] in ("tests", "benchmarks", "tools", "docs"))
 assert not strays, f"the wheel ships files that are not the product's: {strays[:10]}"

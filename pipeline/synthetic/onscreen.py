@@ -2,11 +2,13 @@
 
 It reads the text in a few of the frames the scan already keeps (``FrameCollector.frames``, spread
 evenly over the video; nothing is decoded again) with ``pipeline.onscreen.ocr.OcrEngine`` and
-matches it with ``pipeline.onscreen.marks``. A mark ("Sora @name", "MADE WITH PIKA", "可灵AI") is
-decisive evidence that discloses ``on_screen_mark``; a label ("AI生成", "AI-generated") discloses
-``on_screen_label``, which also means a viewer is told (docs/synthetic.md, "Who says it is AI").
-Finding nothing proves nothing: marks are cropped, blurred or painted over, and logos without text
-are not matched.
+matches it with ``pipeline.onscreen.marks``; in the same frames ``pipeline.onscreen.logos`` looks for
+generator logos without text (Gemini's sparkle, the Sora app's cloud: a small library of marks, each
+with its source). A mark ("Sora @name", "MADE WITH PIKA", "可灵AI", or a logo seen in two frames
+read) is decisive evidence that discloses ``on_screen_mark``; a label ("AI生成", "AI-generated")
+discloses ``on_screen_label``, which also means a viewer is told (docs/synthetic.md, "Who says it is
+AI"). Finding nothing proves nothing: marks are cropped, blurred or painted over, and only the
+library's logos are known.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 from pydantic import BaseModel, Field
 
+from pipeline.onscreen.logos import LogoMatcher, load_library
 from pipeline.onscreen.marks import OnScreenFinding, find_marks
 from pipeline.onscreen.ocr import DET_MAX_SIDE, OcrEngine
 from pipeline.types import Signal
@@ -39,6 +42,16 @@ class OnScreenConfig(BaseModel):
     det_max_side: int = Field(
         DET_MAX_SIDE, ge=320, le=1920, multiple_of=32, description="Long side of the text detector's "
         "input. 960 finds text ~10 px high in 540p-1080p frames; cost grows with its square.")
+    logos: bool = Field(True, description="Also look for generator logos without text (Gemini's sparkle, the Sora "
+                        "app's cloud; pipeline/data/marks) in the same frames.")
+    logo_threshold: float = Field(
+        0.78, ge=0.3, le=1.0, description="Logo match score (normalised gradient correlation, 0..1) a logo needs "
+        "in at least two frames read that agree on its size (and place, for a logo that stays put). Ordinary "
+        "footage gave 0 such pairs from 0.75 up (18 at 0.72); logos drawn on real footage and re-encoded "
+        "mostly score 0.8-0.95 (benchmarks/results/onscreen_logos.json).")
+    logo_single_frame_threshold: float = Field(
+        0.9, ge=0.3, le=1.01, description="Logo match score that counts in a single frame read; the highest "
+        "score ordinary footage and photos reached in one frame was 0.79.")
 
 
 class OnScreenTextSignal:
@@ -47,6 +60,8 @@ class OnScreenTextSignal:
     def __init__(self, engine: OcrEngine, config: OnScreenConfig | None = None):
         self._engine = engine
         self.config = config or OnScreenConfig()
+        self._logos = (LogoMatcher(load_library(), self.config.logo_threshold, self.config.logo_single_frame_threshold)
+                       if self.config.logos else None)
 
     def findings(self, frames: Sequence[np.ndarray], times: Sequence[float] | None = None
                  ) -> tuple[list[OnScreenFinding], int]:
@@ -55,10 +70,13 @@ class OnScreenTextSignal:
             return [], 0
         picks = sorted(set(np.linspace(0, len(frames) - 1, min(self.config.max_frames, len(frames)))
                            .round().astype(int).tolist()))
-        hits = self._engine.read([frames[i] for i in picks], None if times is None else [times[i] for i in picks])
+        read = [frames[i] for i in picks]
+        read_times = None if times is None else [times[i] for i in picks]
+        found = find_marks(self._engine.read(read, read_times), self.config.min_confidence)
+        if self._logos is not None:
+            found += self._logos.find(read, read_times)
         # Report positions among all kept frames, not among those read.
-        hits = [replace(h, frame=picks[h.frame]) for h in hits]
-        return find_marks(hits, self.config.min_confidence), len(picks)
+        return [replace(f, frame=picks[f.frame]) for f in found], len(picks)
 
     def signal(self, frames: Sequence[np.ndarray], times: Sequence[float] | None = None) -> Signal:
         found, read = self.findings(frames, times)
@@ -78,10 +96,13 @@ class OnScreenTextSignal:
 
 
 def _describe(f: OnScreenFinding, kept: int) -> str:
-    what = f"AI label {f.text!r}" if f.kind == "label" else f"{f.generator} mark {f.text!r}"
+    logo = f.pattern.startswith("logo:")
+    what = (f"AI label {f.text!r}" if f.kind == "label" else f"{f.generator} logo {f.pattern[5:]!r}" if logo
+            else f"{f.generator} mark {f.text!r}")
     if f.handle:
         what += f" (@{f.handle})"
     when = f"at {f.t_s:.1f} s" if f.t_s is not None else f"in kept frame {f.frame + 1}/{kept}"
     x0, y0, x1, y1 = f.box
     w, h = f.frame_size
-    return f"{what} {when}, {f.position} ({x0},{y0})-({x1},{y1}) of {w}x{h}, confidence {f.confidence:.2f}"
+    score = "match score" if logo else "confidence"
+    return f"{what} {when}, {f.position} ({x0},{y0})-({x1},{y1}) of {w}x{h}, {score} {f.confidence:.2f}"
