@@ -23,7 +23,7 @@ from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, assess_
 from pipeline.provenance.reader import Provenance, read_provenance
 from pipeline.faces.quality import assess
 from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
-from pipeline.faces.tracking import FaceTracker
+from pipeline.faces.tracking import FaceTracker, same_faces
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
 
@@ -123,8 +123,8 @@ class Scanner:
         stats = DecodeStats()
         frames = self.synthetic.frame_sampler(info, self.config.sampling.interval_s)
         characters = self.characters.start() if self.characters is not None else None
-        for frame in _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch):
-            faces = self._faces(frame, watch, dropped, tracker)
+
+        def analyse(frame: Frame, faces: list[FaceObservation]) -> None:
             for face in faces:
                 if face.quality.reason is not None:
                     dropped[face.quality.reason.split(" (")[0]] += 1
@@ -132,12 +132,31 @@ class Scanner:
             tracker.update(faces, frame.t_s)
             watch.add("track", started)
             frames.offer(frame, faces)
+            offer_characters(frame, faces)
+
+        def offer_characters(frame: Frame, faces: list[FaceObservation]) -> None:
             if characters is not None:
                 started = time.perf_counter()
                 characters.offer(frame, faces)
                 watch.add("characters", started)
-            if progress:
-                progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
+
+        coarse = _CoarseToFine(self.config)
+        sampled = _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch)
+        for frame, between in coarse.steps(sampled):
+            faces = self._faces(frame, watch, dropped, tracker) if frame is not None else []
+            if coarse.refine(faces, frame is None):
+                for held in between:
+                    analyse(held, self._faces(held, watch, dropped, tracker))
+            else:  # the same faces before and after: the frames between are kept, not analysed
+                stats.skipped += len(between)
+                for held in between:
+                    frames.keep(held)
+                    offer_characters(held, coarse.previous)
+            if frame is not None:
+                analyse(frame, faces)
+                coarse.previous = faces
+                if progress:
+                    progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()
@@ -252,6 +271,41 @@ class Scanner:
                                     matches=[m for _, m in chosen], match=best,
                                     action=action, reasons=reasons))
         return sorted(findings, key=lambda f: f.tracks[0].start_s)
+
+
+class _CoarseToFine:
+    """Which sampled frames are analysed. Coarse samples (every `coarse_interval_s`, every cut and
+    keyframe sample, the first) always are; the samples between two coarse ones are held and analysed
+    only when the faces of the two differ (`same_faces`), since only then can an appearance start or
+    end between them. Frames come out in time order, so the tracker sees what it saw before."""
+
+    def __init__(self, config: ScanConfig):
+        self._every = config.sampling.coarse_interval_s
+        self._enabled = self._every > config.sampling.interval_s + 1e-6
+        self._tracking = config.tracking
+        self._next_coarse = -float("inf")
+        self.previous: list[FaceObservation] = []  # faces of the last coarse sample analysed
+
+    def steps(self, sampled: Iterator[Frame]) -> Iterator[tuple[Frame | None, list[Frame]]]:
+        """(coarse frame, the held frames before it); a final (None, held) when the video ends."""
+        held: list[Frame] = []
+        for frame in sampled:
+            if self._enabled and frame.reason == "interval" and frame.t_s < self._next_coarse - 1e-6:
+                held.append(frame)
+                continue
+            if frame.t_s >= self._next_coarse - 1e-6:
+                self._next_coarse = frame.t_s + self._every
+            yield frame, held
+            held = []
+        if held:
+            yield None, held
+
+    def refine(self, faces: list[FaceObservation], at_end: bool) -> bool:
+        """Whether the held frames before `faces`' frame must be analysed (at the end: whether any face
+        was still on screen, since its track's end lies among them)."""
+        if at_end:
+            return bool(self.previous)
+        return not same_faces(self.previous, faces, self._tracking.reuse_iou, self._tracking.link_similarity)
 
 
 _END = object()

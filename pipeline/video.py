@@ -112,6 +112,7 @@ class DecodeStats:
     sampled: int = 0
     scene_cuts: int = 0
     last_t_s: float = 0.0
+    skipped: int = 0  # sampled frames not analysed: the faces were the same before and after them
     corrupt_tail: str | None = None  # set when decoding stopped early on damaged data
 
 

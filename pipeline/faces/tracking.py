@@ -88,6 +88,31 @@ class FaceTracker:
         return tracks
 
 
+def same_faces(before: list[FaceObservation], after: list[FaceObservation], min_iou: float,
+               min_similarity: float) -> bool:
+    """True when two sampled frames hold the same faces in the same places: as many faces, each face of
+    `after` paired with its own face of `before` (greedy, best overlap first) whose box it overlaps by at
+    least `min_iou` and, when both were embedded, whose embedding agrees by at least `min_similarity`.
+    Between two such frames no track starts or ends, so the frames in between add no appearance."""
+    if len(before) != len(after):
+        return False
+    pairs = sorted(((iou(a.bbox, b.bbox), i, j) for i, a in enumerate(before) for j, b in enumerate(after)),
+                   reverse=True)
+    used_before: set[int] = set()
+    used_after: set[int] = set()
+    for overlap, i, j in pairs:
+        if overlap < min_iou:
+            break
+        if i in used_before or j in used_after:
+            continue
+        a, b = before[i].embedding, after[j].embedding
+        if a is not None and b is not None and float(a @ b) < min_similarity:
+            continue
+        used_before.add(i)
+        used_after.add(j)
+    return len(used_after) == len(after)
+
+
 def _append(track: Track, face: FaceObservation) -> None:
     """Add a face; keep only the best crop per track so memory does not grow with video length."""
     track.faces.append(face)

@@ -89,14 +89,20 @@ class FrameCollector:
         self.face_signals = face_signals
 
     def offer(self, frame: Frame, faces: list[FaceObservation]) -> None:
+        """A frame the scan analysed, with its faces."""
+        self.keep(frame)
+        if self.face_signals is not None:
+            self.face_signals.observe(frame, faces)
+
+    def keep(self, frame: Frame) -> None:
+        """A frame the scan decoded, analysed or not: the frame-level detectors read these, never
+        a second decode."""
         if self._seen % self._stride == 0 and len(self.frames) < self._keep:
             self.frames.append(frame.image)
             self.times.append(frame.t_s)
         if frame.keyframe and len(self.keyframes) < self._keep:
             self.keyframes.append(frame.image)
         self._seen += 1
-        if self.face_signals is not None:
-            self.face_signals.observe(frame, faces)
 
 
 class SyntheticAnalyzer:

@@ -1,0 +1,95 @@
+"""Coarse to fine: samples between two coarse ones are analysed only when the faces change, and a
+scan that skips them finds the same people over the same spans as one that analyses every sample."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.config import QualityConfig, SamplingConfig, ScanConfig
+from pipeline.faces.align import align_face
+from pipeline.faces.quality import assess
+from pipeline.faces.tracking import same_faces
+from pipeline.synthetic.analyzer import FrameCollector
+from pipeline.types import FaceObservation, Frame
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
+from tests.conftest import make_runtime
+
+YAO_AREA = (600.0, 80.0, 900.0, 300.0)  # player #13 (Yao Ming) and neighbours in players.jpg
+
+
+def _faces(detector, image, shift=(0.0, 0.0)) -> list[FaceObservation]:
+    """The photo's faces as the scan observes them (boxes moved by `shift`), not yet embedded."""
+    faces = []
+    for d in detector.detect(image):
+        crop = align_face(image, d.landmarks)
+        faces.append(FaceObservation(t_s=0.0, frame_index=0, bbox=d.bbox + np.float32([*shift, *shift]),
+                                     det_score=d.score, landmarks=d.landmarks, embedding=None,
+                                     quality=assess(d, crop, QualityConfig()), crop=crop))
+    return faces
+
+
+def test_same_faces_needs_every_face_in_place(detector, photo):
+    faces = _faces(detector, photo("players.jpg"))
+    assert len(faces) >= 5
+    assert same_faces(faces, faces[::-1], 0.3, 0.3), "order does not matter"
+    assert not same_faces(faces, faces[1:], 0.3, 0.3), "a face left"
+    assert not same_faces(faces[1:], faces, 0.3, 0.3), "a face came"
+    width = float(faces[0].bbox[2] - faces[0].bbox[0])
+    assert not same_faces(faces, _faces(detector, photo("players.jpg"), (width, 0.0)), 0.3, 0.3), "everyone moved"
+    assert same_faces([], [], 0.3, 0.3)
+
+
+def test_same_place_but_another_person_is_not_the_same_face(detector, embedder, photo):
+    """Two people at the same spot in two samples: the boxes agree, the real embeddings do not."""
+    faces = []
+    for name in ("yaoming.jpg", "grace_hopper.jpg"):
+        image = photo(name)
+        face = _faces(detector, image)[0]
+        face.embedding = embedder.embed([face.crop])[0]
+        faces.append(face)
+    first, second = faces
+    second.bbox = first.bbox.copy()
+    assert not same_faces([first], [second], 0.3, 0.3)
+    assert same_faces([first], [first], 0.3, 0.3)
+
+
+def test_frames_not_analysed_still_reach_the_frame_detectors():
+    collector = FrameCollector(expected_frames=4, keep=4, face_signals=None)
+    images = [np.full((4, 4, 3), i, np.uint8) for i in range(4)]
+    for i, image in enumerate(images):
+        frame = Frame(index=i, t_s=i * 0.5, image=image, reason="interval")
+        (collector.offer(frame, []) if i % 2 == 0 else collector.keep(frame))
+    assert [int(f[0, 0, 0]) for f in collector.frames] == [0, 1, 2, 3] and collector.times == [0.0, 0.5, 1.0, 1.5]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, photo):
+    """A static shot of Yao Ming among players, a pan over strangers, a zoom on Yao Ming."""
+    scenes = [Scene(photo("players.jpg"), 4.0, "static", crop=YAO_AREA), Scene(photo("gdp.jpg"), 2.0, "pan"),
+              Scene(photo("yaoming.jpg"), 2.0, "zoom_in")]
+    return encode_video(tmp_path_factory.mktemp("c2f") / "clip.mp4", scenes, size=(640, 360), fps=25)
+
+
+def test_coarse_to_fine_finds_the_same_appearances(tmp_path, clip, detector, embedder):
+    runtime = make_runtime(tmp_path / "home", detector, embedder)
+    enrollment = runtime.enroller.enroll([package_photo("yaoming.jpg")])
+    runtime.gallery.add("Yao Ming", "person", "nba", "ai_if_labelled", [], enrollment)
+    runtime.gallery.refresh()
+    scanner = runtime.scanner
+    results = {}
+    for coarse in (0.0, 1.0):
+        scanner.config = ScanConfig(sampling=SamplingConfig(coarse_interval_s=coarse))
+        results[coarse] = scanner.scan(clip, runtime.gallery)
+    every, fine = results[0.0], results[1.0]
+    assert every.decode.skipped == 0 and every.frames_sampled == fine.frames_sampled
+    assert fine.decode.skipped >= 3, "the static shot's samples between coarse ones are not analysed"
+
+    def spans(result):
+        return sorted((round(t.start_s, 1), round(t.end_s, 1)) for t, m in zip(result.tracks, result.matches)
+                      if m.identity is not None and m.identity.name == "Yao Ming" and m.status == "match")
+
+    assert spans(every) and len(spans(every)) == len(spans(fine))
+    for (start, end), (fine_start, fine_end) in zip(spans(every), spans(fine)):
+        assert abs(start - fine_start) <= 0.5 and abs(end - fine_end) <= 0.5
+    assert [f.identity.name for f in every.findings] == [f.identity.name for f in fine.findings] == ["Yao Ming"]
