@@ -3,11 +3,18 @@ a finding, the checks on a decision, the audit trail (append-only, newest wins),
 finding.decided webhook (signed with its timestamp), and the decision in the owner's findings."""
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlalchemy import update
+
 from samples.services import wait_for
 from tests.console.conftest import SECRET, finding_of
-from workers.data.db import Database
+from workers.app import sender
+from workers.data.db import Database, DecisionWebhookRow, now
 from workers.data.reviews import ReviewStore
+from workers.recovery import sweep
 from workers.scans import webhooks
+from workers.service import Service
 
 
 def test_decide_a_finding_through_the_api(console_stack):
@@ -93,3 +100,28 @@ def test_decide_a_finding_through_the_api(console_stack):
     assert job["result"]["identity_id"] == env.yao_id and job["result"]["references_added"] == 1
     assert {i["id"]: i["references"] for i in nba.get("/v1/likenesses").json()}[env.yao_id] == before + 1
     assert nba.post(f"/v1/findings/{finding_id}/reference", json={"image": 0}).json()["job_id"] == job["job_id"]
+
+
+def test_the_sweep_sends_a_decision_webhook_whose_send_was_lost(console_stack):
+    """A decision stored with its webhook pending but never sent (the broker was away) is sent by
+    the workers' sweep once it is stale, and delivered."""
+    env = console_stack
+    service = Service(env.stack.settings())
+    scan_id = env.scans["user-17"]
+    finding, job = service.jobs.finding(scan_id, env.yao_id), service.jobs.get(scan_id)
+    lost = service.reviews.decide(finding, job.principal, "tube", "test", "confirmed", "impersonation",
+                                  "Stored while the broker was away.", job.params["callback_url"])
+    with service.db.transaction() as s:  # as if it had been pending for longer than stale_after_s
+        s.execute(update(DecisionWebhookRow).where(DecisionWebhookRow.decision_id == lost.id)
+                  .values(updated_at=now() - timedelta(hours=1)))
+    lock = f"{service.settings.service.key_prefix}:sweep"
+
+    def swept():
+        service.redis.delete(lock)  # the worker's own sweeper may hold the once-per-interval lock
+        return f"decision-{lost.id}" in sweep(service, sender(service.settings)) or None
+
+    wait_for(swept, 30, "the sweep to re-send the decision's webhook", interval=0.5)
+    wait_for(lambda: next((c for c in env.hooks.calls if c["event"].get("decision_id") == lost.id), None), 60,
+             "the re-sent finding.decided")
+    wait_for(lambda: service.reviews.latest([finding.id])[finding.id].webhook_status == "delivered" or None, 30,
+             "the delivery recorded")
