@@ -33,6 +33,9 @@ def test_decide_a_finding_through_the_api(console_stack):
         assert client.get(f"/v1/findings/{finding_id}").status_code == 404
         assert client.get(f"/v1/findings/{finding_id}/decisions").status_code == 404
     assert tube.get("/v1/findings/999999").status_code == 404
+    # The scan's findings with their ids, for a platform that reads reports: its own scans only.
+    assert [f["id"] for f in tube.get(f"/v1/scans/{item['scan_id']}/findings").json()] == [finding_id]
+    assert other.get(f"/v1/scans/{item['scan_id']}/findings").status_code == 404
     assert other.get("/v1/reviews").json()["items"] == []
 
     body = {"decision": "dismissed", "reason": "not_this_person", "comment": "A tall man, but not him."}

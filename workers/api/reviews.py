@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from workers import dispatch
 from workers.api import fields, pages
 from workers.api.deps import require, sender, service
-from workers.api.jobs import job_out, publish
+from workers.api.jobs import job_out, own_job, publish
 from workers.api.schemas import (DecisionIn, DecisionOut, FindingOut, JobOut, ReferenceIn, ReviewItem, ReviewPage,
                                  Webhook)
 from workers.data.db import FindingRow, JobRow
@@ -96,6 +96,18 @@ def review_queue(category: str | None = Query(None, max_length=40, description="
     out = [ReviewItem(**finding_out(i.finding, None).model_dump(), uploader=i.uploader) for i in items]
     last = items[-1].finding if more else None
     return ReviewPage(items=out, total=total, next_cursor=pages.encode(last.created_at, last.id) if last else None)
+
+
+@router.get("/v1/scans/{scan_id}/findings", response_model=list[FindingOut],
+            summary="A scan's findings with their ids and current decisions (the scan's platform)")
+def scan_findings(scan_id: str = Path(description="The scan's id: its job's id.", max_length=64,
+                                      pattern=fields.ID_PATTERN),
+                  who: Principal = Depends(platform), svc: Service = Depends(service)) -> list[FindingOut]:
+    """The report's findings as rows: each `id` is what POST /v1/findings/{id}/decision takes."""
+    own_job(scan_id, who, svc)
+    rows = svc.jobs.findings_of_scan(scan_id)
+    decided = svc.reviews.latest([f.id for f in rows])
+    return [finding_out(f, decided.get(f.id)) for f in rows]
 
 
 @router.get("/v1/findings/{finding_id}", response_model=FindingOut,

@@ -275,6 +275,11 @@ class JobStore:
             return s.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id,
                                                       FindingRow.identity_id == identity_id)).first()
 
+    def findings_of_scan(self, scan_id: str) -> list[FindingRow]:
+        """A scan's findings, in the order they were stored (the report's)."""
+        with self.db.session() as s:
+            return list(s.scalars(select(FindingRow).where(FindingRow.scan_id == scan_id).order_by(FindingRow.id)))
+
     def finding_by_id(self, finding_id: int) -> tuple[FindingRow, JobRow] | None:
         """A finding with its scan's job (whose principal is the platform that submitted it)."""
         with self.db.session() as s:
