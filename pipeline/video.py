@@ -66,6 +66,8 @@ def probe(path: Path, config: SamplingConfig) -> VideoInfo:
             kinds: list[str] = sorted({s.type for s in container.streams}) or ["no"]
             raise VideoInputError(f"{path}: no video stream (has {', '.join(kinds)} streams only)")
         stream = container.streams.video[0]
+        if stream.codec_context is None:   # a codec tag FFmpeg does not know: no decoder to open
+            raise VideoInputError(f"{path}: video stream's codec is unknown to this FFmpeg build; cannot decode")
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > config.max_pixels:
             raise VideoInputError(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 GB_FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1",
              "ContentPropagator", "PropagateID", "ReservedCode2")
 LABEL_MEANINGS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}
+MAX_JSON_DEPTH = 32   # a label is flat; deeper values are refused before anything recurses into them
 _TRUTHY = {"1", "true", "yes", "y"}
 _FALSY = {"0", "false", "no", "n", ""}
 
@@ -74,6 +75,9 @@ def read_aigc(key: str, value: str) -> AigcReading:
             data = json.loads(data)
     except (ValueError, RecursionError) as exc:
         return AigcReading(None, False, _clip(value), f"{key} field is not valid JSON: {exc}")
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        return AigcReading(None, False, _clip(value), f"{key} field nests JSON more than {MAX_JSON_DEPTH} "
+                           "levels deep; not read", uninterpreted=True)
     if not isinstance(data, dict):
         return AigcReading(None, False, _clip(value),
                            f"{key} field is JSON but not an object: {type(data).__name__}")
@@ -87,6 +91,18 @@ def read_aigc(key: str, value: str) -> AigcReading:
         name, raw, means_ai, why = found
         return AigcReading(None, means_ai, f"{name}={raw} ({why})", None)
     return AigcReading(None, False, _clip(value), None, uninterpreted=True)
+
+
+def _deeper_than(data: object, limit: int) -> bool:
+    """Whether lists and objects nest past `limit`, measured without recursion."""
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 def _standard_fields(data: dict) -> dict[str, str] | None:
