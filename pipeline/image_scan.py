@@ -90,12 +90,13 @@ def load_image(path: Path, config: SamplingConfig) -> tuple[VideoInfo, np.ndarra
     return info, image
 
 
-def observe_image(scanner: Scanner, path: Path) -> Observation:
+def observe_image(scanner: Scanner, path: Path, loaded: tuple[VideoInfo, np.ndarray] | None = None) -> Observation:
     """Observe a still as a one-frame video: the scanner's own face stage, tracker, frame collector,
-    synthetic analyzer and character matcher, so an image is judged by the models a frame is."""
+    synthetic analyzer and character matcher, so an image is judged by the models a frame is.
+    `loaded`: the caller's `load_image(path)`, not repeated."""
     watch = _Stopwatch()
     started = time.perf_counter()
-    info, image = load_image(path, scanner.config.sampling)
+    info, image = loaded if loaded is not None else load_image(path, scanner.config.sampling)
     watch.add("probe", started)
     started = time.perf_counter()
     provenance = read_provenance(info.path)

@@ -259,3 +259,28 @@ def verdict(findings: list[Finding], ai: AiEvidence, config: PolicyConfig) -> Ve
     if action is Action.ALLOW and not reasons:
         reasons = ["no protected likeness used against its owner's policy and no AI evidence found"]
     return Verdict(action, reasons)
+
+
+@dataclass(frozen=True)
+class Repost:
+    """A post's item that is a near-duplicate of a picture in an earlier scan where a reviewer confirmed a
+    finding (pipeline/near_duplicates.py; the service looks it up)."""
+
+    item: int
+    scan_id: str
+    scan_item: int
+    distance: int              # bits of 256 (PDQ) between the two pictures, nearest orientation
+    identities: tuple[str, ...]  # the likenesses whose findings were confirmed
+
+
+def repost_verdict(current: Verdict, reposts: Iterable[Repost]) -> Verdict:
+    """A confirmed violation posted again with small edits is caught without a new review: restrict
+    (or the current action, if more severe), with the earlier scan named in the reasons."""
+    reposts = list(reposts)
+    if not reposts:
+        return current
+    action = current.action if SEVERITY[current.action] >= SEVERITY[Action.RESTRICT] else Action.RESTRICT
+    reasons = [f"item {r.item} re-posts item {r.scan_item} of scan {r.scan_id} (perceptual hash {r.distance} of 256 "
+               f"bits apart), where a reviewer confirmed a violation about {', '.join(r.identities)}"
+               for r in reposts]
+    return Verdict(action, reasons + current.reasons)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.faces.identify import GallerySearcher
 from pipeline.image_scan import MediaKind, load_image, media_kind, observe_image
+from pipeline.near_duplicates import Fingerprint, fingerprint
 from pipeline.onscreen.marks import match_line
 from pipeline.policy import SEVERITY, Action, Verdict
 from pipeline.scan import ScanResult, Scanner
@@ -77,6 +78,7 @@ class PostResult:
     caption_chars: int
     verdict: Verdict
     warnings: list[str] = field(default_factory=list)
+    pictures: list[tuple[int, Fingerprint]] = field(default_factory=list)  # image items' hashes (near_duplicates)
 
     @property
     def gallery_version(self) -> int:
@@ -105,13 +107,18 @@ def scan_post(scanner: Scanner, items: Sequence[PostItem], gallery: GallerySearc
               uploader: str | None, caption: str = "", declared_field: bool = False) -> PostResult:
     """Observe and decide every item against the same gallery, with the post's declaration."""
     declaration = declaration_of(caption, declared_field)
-    results = []
+    results, pictures = [], []
     for item in items:
-        observation = observe_image(scanner, item.path) if item.kind == "image" \
-            else scanner.observe(item.path, info=item.info)
+        if item.kind == "image":
+            loaded = load_image(item.path, scanner.config.sampling)
+            pictures.append((item.index, fingerprint(loaded[1])))
+            observation = observe_image(scanner, item.path, loaded)
+        else:
+            observation = scanner.observe(item.path, info=item.info)
         results.append(scanner.decide(observation, gallery, uploader, declaration.declared))
     warnings = [f"item {i.index}: {w}" for i, r in zip(items, results) for w in r.warnings]
-    return PostResult(list(items), results, declaration, len(caption), post_verdict(items, results), warnings)
+    return PostResult(list(items), results, declaration, len(caption), post_verdict(items, results), warnings,
+                      [p for p in pictures if p[1].usable])
 
 
 def post_verdict(items: Sequence[PostItem], results: Sequence[ScanResult]) -> Verdict:

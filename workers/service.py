@@ -15,6 +15,7 @@ from workers.data.keys import KeyStore
 from workers.data.db import Database
 from workers.data.jobs import JobStore
 from workers.data.reviews import ReviewStore
+from workers.data.uploaders import UploaderStore
 from workers.redis_state import GallerySignal, ProgressBoard, connect
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -28,6 +29,7 @@ class Service:
         self.jobs = JobStore(self.db)
         self.keys = KeyStore(self.db)
         self.reviews = ReviewStore(self.db)
+        self.uploaders = UploaderStore(self.db)  # uploader history and posted pictures' hashes
         self.gallery_store = GalleryStore(self.db.engine)  # reads and PATCH edits; registrations are tasks
         self.redis = connect(settings)
         prefix = settings.service.key_prefix

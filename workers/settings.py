@@ -15,6 +15,7 @@ from pipeline.synthetic.face_swap import FaceSwapConfig
 from pipeline.synthetic.frame_detectors import CustomDetectorConfig
 from pipeline.synthetic.onscreen import OnScreenConfig
 from pipeline.policy import PolicyConfig
+from workers.scans.ladder import LadderConfig
 from pipeline.synthetic.analyzer import SyntheticConfig
 from workers.service_config import ServiceConfig
 
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
                                          description="Override a model file: {model name: path}.")
     scan: ScanConfig = ScanConfig()
     policy: PolicyConfig = PolicyConfig()
+    ladder: LadderConfig = Field(default_factory=LadderConfig, description="The account ladder: uploader "
+                                 "history → none / warn / restrict_distribution / suspend (workers/scans/ladder.py).")
     synthetic: SyntheticConfig = SyntheticConfig()
     forensics: FaceForensicsConfig = FaceForensicsConfig()
     face_swap: FaceSwapConfig = FaceSwapConfig()

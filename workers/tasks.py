@@ -23,7 +23,7 @@ from pipeline.report import build_report
 from pipeline.video import VideoInputError, probe
 from workers import dispatch
 from workers.scans import evidence, codec, withdrawal
-from workers.scans import posts
+from workers.scans import accounts, posts
 from workers.app import app, settings
 from workers.data.keys import scan_uploader
 from workers.data.db import JobRow
@@ -146,6 +146,7 @@ def merge_scan(self, job_id: str) -> None:
             stored = service.jobs.report(job_id) or {"findings": []}
             evidence.keep_only(service.media_root, job_id, {f["identity"]["id"] for f in stored["findings"]})
             return
+        accounts.record(service, job, report, [])  # the uploader's history (scans/accounts.py)
         for finding in report["findings"]:  # removed while this merge ran: its removal may have missed these
             identity_id = finding["identity"]["id"]
             if service.gallery_store.identity(identity_id) is None:
@@ -244,7 +245,9 @@ def deliver_webhook(self, job_id: str) -> None:
         if report is None:  # deleted meanwhile: nothing left to tell
             service.jobs.webhook_result(job_id, "failed", "the scan was deleted before its webhook went out")
             return
-        data = body(job_id, job.params.get("uploader"), report)
+        account = accounts.summary(service, job.principal, job.params["uploader"], service.settings.ladder) \
+            if job.params.get("uploader") else None
+        data = body(job_id, job.params.get("uploader"), report, account)
     _post(self, job.params["callback_url"], data, job_id,
           lambda status, error: service.jobs.webhook_result(job_id, status, error))
 

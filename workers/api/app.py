@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from workers.api import admin, console, jobs, likenesses, reviews, scans
+from workers.api import admin, console, jobs, likenesses, reviews, scans, uploaders
 from workers.app import sender
 from workers.api.schemas import ErrorOut
 from workers.service import Service
@@ -147,7 +147,7 @@ def create_api(settings: Settings, service: Service | None = None) -> FastAPI:
         log.exception("unhandled error")
         return _error(500, "internal error")
 
-    for module in (scans, likenesses, reviews, jobs, admin):
+    for module in (scans, likenesses, reviews, jobs, admin, uploaders):
         api.include_router(module.router)
     console.install(api, settings)  # the review console's pages, under /console/
     return api

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -168,3 +168,42 @@ class DecisionWebhookRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+
+
+class UploaderScanRow(Base):
+    """One finished scan as its uploader's history counts it: ids and counts, no face (owner:
+    workers.data.uploaders.UploaderStore). Deleted with its scan (the foreign key)."""
+
+    __tablename__ = "uploader_scans"
+    __table_args__ = (UniqueConstraint("scan_id", name="uq_uploader_scans_scan_id"),
+                      Index("ix_uploader_scans_account", "platform", "uploader", "created_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(200))
+    uploader: Mapped[str] = mapped_column(String(200))      # as the platform sent it (namespaced by `platform`)
+    items: Mapped[int] = mapped_column(Integer)
+    ai_declared: Mapped[bool] = mapped_column(Boolean)      # AI content its uploader declared
+    ai_undeclared: Mapped[bool] = mapped_column(Boolean)    # AI content its uploader did not declare
+    impersonation: Mapped[int] = mapped_column(Integer)     # findings acted on (action not allow), by category
+    portrait_rights: Mapped[int] = mapped_column(Integer)
+    reposts: Mapped[int] = mapped_column(Integer)           # pictures re-posting a confirmed violation
+    verdict: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class ContentHashRow(Base):
+    """The perceptual hash of one picture of a scan (pipeline/near_duplicates.py; owner:
+    workers.data.uploaders.UploaderStore). Deleted with its scan (the foreign key)."""
+
+    __tablename__ = "content_hashes"
+    __table_args__ = (UniqueConstraint("scan_id", "item", name="uq_content_hashes_scan_item"),
+                      Index("ix_content_hashes_platform", "platform", "created_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scan_id: Mapped[str] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"))
+    item: Mapped[int] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(200))
+    uploader: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64))          # PDQ of the whole picture, hex
+    variants: Mapped[str] = mapped_column(Text)            # every variant's PDQ (Fingerprint.variants), comma-joined
+    quality: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

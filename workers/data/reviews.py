@@ -120,6 +120,19 @@ class ReviewStore:
                              .where(DecisionRow.id.in_(newest))).all()
         return {row.finding_id: _decision(row, hook) for row, hook in rows}
 
+    def confirmed_in(self, scan_ids: list[str]) -> list[Decision]:
+        """The findings of these scans whose current decision (the newest) is `confirmed`: the confirmed
+        violations an uploader's history counts (workers/data/uploaders.py)."""
+        if not scan_ids:
+            return []
+        newest = (select(func.max(DecisionRow.id)).where(DecisionRow.scan_id.in_(scan_ids))
+                  .group_by(DecisionRow.finding_id))
+        with self.db.session() as s:
+            rows = s.scalars(select(DecisionRow).where(DecisionRow.id.in_(newest),
+                                                       DecisionRow.decision == CONFIRMED)
+                             .order_by(DecisionRow.decided_at, DecisionRow.id)).all()
+        return [_decision(row) for row in rows]
+
     def history(self, finding_id: int) -> list[Decision]:
         """Every decision on a finding, oldest first."""
         with self.db.session() as s:

@@ -2,19 +2,22 @@
 version, and the one report stored with its findings (each naming its item).
 
 A post is not split into segments: its items are mostly stills, and one decision over all of them
-needs them together. Evidence images are not cut for posts (scans/evidence.py reads videos); the
+needs them together. Its pictures are compared with the platform's earlier ones (near_duplicates):
+a re-post of a confirmed violation is restricted without a new review. The scan is then counted in
+its uploader's history. Evidence images are not cut for posts (scans/evidence.py reads videos); the
 report's evidence entries (item, time, box) point a reviewer at the item.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.policy import Repost, repost_verdict
 from pipeline.post import check_items, scan_post
 from pipeline.report import build_post_report
 from workers.data.db import JobRow
 from workers.data.keys import scan_uploader
 from workers.redis_state import ensure_current
-from workers.scans import withdrawal
+from workers.scans import accounts, withdrawal
 from workers.service import Service
 
 
@@ -31,10 +34,16 @@ def run(service: Service, job: JobRow) -> bool:
     uploader = scan_uploader(job.principal, job.params["uploader"])  # never the platform's bare id
     result = scan_post(runtime.scanner, items, gallery, uploader, job.params.get("caption", ""),
                        bool(job.params.get("declared_ai", False)))
+    repeats = accounts.repeats(service, job, result.pictures)
+    result.verdict = repost_verdict(result.verdict, [
+        Repost(r["item"], r["scan_id"], r["scan_item"], r["distance"], tuple(d["identity_id"] for d in r["confirmed"]))
+        for r in repeats if r["confirmed"]])
     report = build_post_report(result)
+    report["near_duplicates"] = repeats
     webhook = bool(job.params.get("callback_url"))
     if not service.jobs.complete_scan(job, report, report["findings"], webhook):
         return False
+    accounts.record(service, job, report, result.pictures)
     for finding in report["findings"]:  # removed while this post was decided: its removal may have missed these
         identity_id = finding["identity"]["id"]
         if service.gallery_store.identity(identity_id) is None:

@@ -74,7 +74,9 @@ def resolve(url: str, allow_private: bool) -> list[str]:
     return addresses
 
 
-def body(job_id: str, uploader: str | None, report: dict) -> bytes:
+def body(job_id: str, uploader: str | None, report: dict, account: dict | None = None) -> bytes:
+    """`account`: the uploader's recent counts and the ladder's recommendation (scans/accounts.py), ids
+    and counts only."""
     payload = {
         "event": "scan.finished", "job_id": job_id, "uploader": uploader,
         "verdict": report["verdict"],
@@ -83,6 +85,7 @@ def body(job_id: str, uploader: str | None, report: dict) -> bytes:
                       **({"item": f["item"]} if "item" in f else {})}  # a post's: which of its items
                      for f in report["findings"]],
         "report": f"/v1/scans/{job_id}/report",
+        **({"uploader_history": account} if account is not None else {}),
     }
     return json.dumps(payload, sort_keys=True).encode()
 
