@@ -1,10 +1,11 @@
 """The console in a real browser (Debian's chromium through Playwright) against the real stack: a
 reviewer signs in, finds the scan's finding in the queue, sees its evidence images load, dismisses it
 with a reason (gone from the queue, the audit row stored, the webhook received); the rights holder
-sees the likeness, the finding and the dismissed look-alike; the reviewer then confirms it after
-all, and the owner makes the confirmed appearance a reference; another rights holder registers a
-likeness (each reference's verdict shown); another platform or rights holder gets 404; a POST without the CSRF
-token gets 403; signing out, and revoking the key, end the session.
+sees the likeness, the finding and the dismissed look-alike; the reviewer then confirms it after all,
+and the owner makes the confirmed appearance a reference and changes the likeness's settings; another
+rights holder registers a likeness (each reference's verdict shown); another platform or rights
+holder gets 404; a POST without the CSRF token gets 403; signing out, and revoking the key, end the
+session.
 
 LIKENESS_CONSOLE_SCREENSHOTS=<folder> also saves the main pages as PNGs (docs/console/)."""
 from __future__ import annotations
@@ -164,6 +165,19 @@ def test_review_and_rights_holder_flows(console_stack, browser):
     expect(nba.locator("#added")).to_contain_text("1 reference(s) added")
     assert {info.id: n for info, n in GalleryStore.open(env.stack.database_url).identities("nba")}[env.yao_id] \
         == references + 1
+
+    # The owner changes the likeness's authorised uploaders and threshold (the API's checks apply).
+    nba.goto(f"{url}/console/likenesses/{env.yao_id}")
+    nba.fill("#uploaders", "user-17")
+    nba.click("#settings button")
+    expect(nba.locator("#settings .alert")).to_contain_text("'<platform>:<uploader id>'")
+    nba.fill("#uploaders", "tube:yao-official")
+    nba.fill("#threshold", "0.45")
+    nba.click("#settings button")
+    expect(nba.locator("#settings .notice")).to_contain_text("Saved")
+    info = GalleryStore.open(env.stack.database_url).identity(env.yao_id)
+    assert (list(info.authorized_uploaders), info.match_threshold) == (["tube:yao-official"], 0.45)
+    _shot(nba, "likeness")
 
     # Registration in the browser: one photo accepted, a group photo refused with its reason.
     studio.goto(f"{url}/console/likenesses/new")

@@ -9,7 +9,8 @@ from pipeline.policy import DEFAULT_POLICY, Policy
 from workers.api import fields, pages
 from workers.api.console.render import page, redirect
 from workers.api.console.session import Viewer, check_csrf, require_role, viewer
-from workers.api.likenesses import register
+from workers.api.likenesses import change, register
+from workers.api.schemas import LikenessPatch
 from workers.data.files import UploadRefused
 from workers.data.jobs import client_error
 
@@ -84,17 +85,46 @@ def registration(request: Request, job_id: str = JobId, who: Viewer = Depends(vi
                 refresh=job.status in ("queued", "running"))
 
 
-@router.get("/console/likenesses/{identity_id}", include_in_schema=False)
-def likeness(request: Request, identity_id: str = IdentityId, who: Viewer = Depends(viewer)) -> Response:
-    require_role(who, "rights_holder")
+def _likeness(request: Request, who: Viewer, identity_id: str, error: str | None = None, status: int = 200,
+              saved: bool = False) -> Response:
     svc = request.app.state.service
     identity = svc.gallery_store.identity(identity_id)
     if identity is None or identity.owner != who.name:
         raise HTTPException(404, "no such likeness")
     rows, total = svc.jobs.findings_of(who.name, identity_id, PAGE)
-    return page(request, "likeness.html", who, identity=identity, references=svc.gallery_store.reference_count(
-        identity_id), registrations=_registrations(svc, who.name).get(identity_id, []), findings=rows, total=total,
-        decisions=svc.reviews.latest([f.id for f in rows]))
+    return page(request, "likeness.html", who, status=status, identity=identity, policies=POLICIES, error=error,
+                saved=saved, references=svc.gallery_store.reference_count(identity_id),
+                registrations=_registrations(svc, who.name).get(identity_id, []), findings=rows, total=total,
+                decisions=svc.reviews.latest([f.id for f in rows]))
+
+
+@router.get("/console/likenesses/{identity_id}", include_in_schema=False)
+def likeness(request: Request, identity_id: str = IdentityId, who: Viewer = Depends(viewer)) -> Response:
+    require_role(who, "rights_holder")
+    return _likeness(request, who, identity_id, saved=request.query_params.get("saved") == "1")
+
+
+@router.post("/console/likenesses/{identity_id}", include_in_schema=False)
+def change_likeness(request: Request, identity_id: str = IdentityId, policy: str = Form("", max_length=40),
+                    uploaders: str = Form("", max_length=20_000), threshold: str = Form("", max_length=20),
+                    csrf_token: str = Form("", max_length=100), who: Viewer = Depends(viewer)) -> Response:
+    """Policy, authorised uploaders and own threshold at once, through the API's PATCH."""
+    check_csrf(who.session, csrf_token)
+    require_role(who, "rights_holder")
+    try:
+        value = float(threshold) if threshold.strip() else None
+    except ValueError:
+        return _likeness(request, who, identity_id, error="match threshold: a number from -1 to 1, or empty",
+                         status=400)
+    patch = LikenessPatch(policy=policy, match_threshold=value,
+                          authorized_uploaders=[u.strip() for u in uploaders.splitlines() if u.strip()])
+    try:
+        change(patch, identity_id=identity_id, who=who.principal, svc=request.app.state.service)
+    except HTTPException as exc:
+        if exc.status_code != 400:
+            raise
+        return _likeness(request, who, identity_id, error=str(exc.detail), status=400)
+    return redirect(f"/console/likenesses/{identity_id}?saved=1")
 
 
 @router.get("/console/findings", include_in_schema=False)
