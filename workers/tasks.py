@@ -31,6 +31,7 @@ from workers.enrollment import register_character, register_person
 from workers.data.jobs import ACTIVE, JobFailed, client_error
 from workers.redis_state import ensure_current
 from workers.scans.segments import merge_segments, plan_segments
+from workers.scans.server_paths import without_server_paths
 from workers.service import Service, context
 from workers.scans.webhooks import WebhookError, WebhookRefused, body, decision_body, deliver, failed_body
 
@@ -142,7 +143,8 @@ def merge_scan(self, job_id: str) -> None:
         report = build_report(result)
         evidence.attach_images(report, path, service.media_root, job_id)  # before storing: one report, whole
         webhook = bool(job.params.get("callback_url"))  # scan.finished, whatever the verdict
-        if not service.jobs.complete_scan(job, report, report["findings"], webhook):
+        kept = without_server_paths(report, job.params, service.media_root)  # the database keeps no server path
+        if not service.jobs.complete_scan(job, kept, kept["findings"], webhook):
             stored = service.jobs.report(job_id) or {"findings": []}
             evidence.keep_only(service.media_root, job_id, {f["identity"]["id"] for f in stored["findings"]})
             return
@@ -167,7 +169,8 @@ def enroll(self, job_id: str) -> None:
     the CLI uses); the new gallery version is announced."""
     service = context()
     job = _begin(service, job_id)
-    if job is None:
+    if job is None:  # finished before, or given up on: its references are not needed again
+        _discard_staged(service.jobs.get(job_id))
         return
     register = register_character if job.params["kind"] == "character" else register_person
 
@@ -178,8 +181,21 @@ def enroll(self, job_id: str) -> None:
         service.signal.announce(runtime.gallery.version)
         service.jobs.finish(job_id, result, runtime.gallery.version)
 
-    _run_job(service, job_id, run)
-    shutil.rmtree(job.params["files_dir"], ignore_errors=True)  # registered or refused: not needed again
+    retried = False
+    try:
+        _run_job(service, job_id, run)
+    except TRANSIENT:  # Celery runs the task again, which reads the references again, until retries run out
+        retried = self.max_retries is None or self.request.retries < self.max_retries
+        raise
+    finally:
+        if not retried:  # registered, refused, or failed in a way nobody planned for
+            _discard_staged(job)
+
+
+def _discard_staged(job: JobRow | None) -> None:
+    """Delete the reference files the API staged for an enrollment job."""
+    if job is not None and (job.params or {}).get("files_dir"):
+        shutil.rmtree(job.params["files_dir"], ignore_errors=True)
 
 
 @app.task(name=dispatch.REMOVE, **RETRYING)

@@ -17,6 +17,7 @@ from pipeline.report import build_post_report
 from workers.data.db import JobRow
 from workers.data.keys import scan_uploader
 from workers.redis_state import ensure_current
+from workers.scans.server_paths import without_server_paths
 from workers.scans import accounts, withdrawal
 from workers.service import Service
 
@@ -41,7 +42,8 @@ def run(service: Service, job: JobRow) -> bool:
     report = build_post_report(result)
     report["near_duplicates"] = repeats
     webhook = bool(job.params.get("callback_url"))
-    if not service.jobs.complete_scan(job, report, report["findings"], webhook):
+    kept = without_server_paths(report, job.params, service.media_root)  # the database keeps no server path
+    if not service.jobs.complete_scan(job, kept, kept["findings"], webhook):
         return False
     accounts.record(service, job, report, result.pictures)
     for finding in report["findings"]:  # removed while this post was decided: its removal may have missed these
