@@ -98,6 +98,8 @@ wanted = {p.relative_to(src).as_posix() for pkg in packages for p in (src / pkg)
 wanted |= {p.relative_to(src).as_posix() for p in (src / "pipeline" / "data").glob("*.json")}
 wanted |= {p.relative_to(src).as_posix() for p in (src / "pipeline" / "data" / "marks").iterdir()}
 wanted |= {"workers/data/migrations/script.py.mako", "workers/data/migrations/env.py"}
+console = src / "workers" / "api" / "console"  # the review console's templates and stylesheet
+wanted |= {p.relative_to(src).as_posix() for p in [*(console / "templates").glob("*.html"), console / "static" / "console.css"]}
 versions = {n for n in wanted if n.startswith("workers/data/migrations/versions/") and n.endswith(".py")}
 missing = sorted(wanted - names)
 assert not missing, f"missing from the wheel: {missing}"
