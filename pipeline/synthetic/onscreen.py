@@ -45,13 +45,12 @@ class OnScreenConfig(BaseModel):
     logos: bool = Field(True, description="Also look for generator logos without text (Gemini's sparkle, the Sora "
                         "app's cloud; pipeline/data/marks) in the same frames.")
     logo_threshold: float = Field(
-        0.78, ge=0.3, le=1.0, description="Logo match score (normalised gradient correlation, 0..1) a logo needs "
-        "in at least two frames read that agree on its size (and place, for a logo that stays put). Ordinary "
-        "footage gave 0 such pairs from 0.75 up (18 at 0.72); logos drawn on real footage and re-encoded "
-        "mostly score 0.8-0.95 (benchmarks/results/onscreen_logos.json).")
+        0.85, ge=0.3, le=1.0, description="Logo match score (normalised correlation of grey levels with the "
+        "logo's shape, 0..1) a logo needs in at least two frames read that agree on its size (and place, for a "
+        "logo that stays put). The highest score of ordinary footage and photos was 0.81; logos drawn white "
+        "at 40-90 % on real footage and re-encoded score 0.85-0.99 (benchmarks/results/onscreen_logos.json).")
     logo_single_frame_threshold: float = Field(
-        0.9, ge=0.3, le=1.01, description="Logo match score that counts in a single frame read; the highest "
-        "score ordinary footage and photos reached in one frame was 0.79.")
+        0.9, ge=0.3, le=1.01, description="Logo match score that counts in a single frame read (1.01: never).")
 
 
 class OnScreenTextSignal:
