@@ -551,6 +551,17 @@ def test_mutated_real_files(originals: dict[str, bytes], upload, case: tuple[str
         check_video(path)
 
 
+def test_unmutated_sources_are_read_in_full(originals: dict[str, bytes], upload) -> None:
+    """What the mutations damage is really there: every signed store validates, every label is read."""
+    for name in _FIXTURES:
+        result = check_provenance(upload(originals[name], Path(name).suffix))
+        assert result.errors == [], (name, result.errors)
+        if name.startswith("signed."):
+            assert result.c2pa["validation_state"] == "Valid", name
+        else:
+            assert result.declares_ai and result.ai_label_present, name
+
+
 def test_mutations_land_on_headers(originals: dict[str, bytes]) -> None:
     """The landmarks the mutations aim at are real headers of every source (else they aim nowhere)."""
     for name, data in originals.items():
