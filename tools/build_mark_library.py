@@ -60,8 +60,9 @@ MARKS = (
          "bottom-right corner, a fixed margin from the edges; about 48 px on outputs up to 1024 px and 96 px "
          "on larger ones (4-9% of the width)",
          (0.6, 0.5, 1.0, 1.0), False,
-         "Documented: Google's Gemini app composites a visible sparkle watermark into the bottom-right corner "
-         "of images it generates (Imagen / Nano Banana), besides the invisible SynthID. That the same sparkle "
+         "Reported by several third-party write-ups (2025-2026; not read in Google's own documentation here): the "
+         "Gemini app composites a semi-transparent sparkle watermark into the bottom-right corner of images it "
+         "generates (Nano Banana), besides the invisible SynthID. That the same sparkle "
          "appears on video (Veo through the Gemini app, whose visible mark has been the word 'Veo') is an "
          "assumption; clips made from such images (slideshows, image-to-video) carry it."),
     Mark("sora_cloud", "sora", "package/light/sora.png",
@@ -69,8 +70,9 @@ MARKS = (
          "creator's @handle",
          "moves around the frame during the clip (it jumps between places every second or two)",
          (0.0, 0.0, 1.0, 1.0), True,
-         "Documented: the Sora app (Sora 2, 2025) puts a visible, moving watermark on downloads: its animated "
-         "cloud logo with 'Sora' and the creator's handle. The cloud is animated, so its face changes; the "
+         "Reported by OpenAI's launch coverage and third-party write-ups (2025-2026): the Sora app (Sora 2) puts "
+         "a visible, moving watermark on downloads, its animated cloud logo with 'Sora' and the creator's "
+         "handle. The cloud is animated, so its face changes; the "
          "outline stays. That the package's icon is that cloud is checked by eye against the app icon."),
 )
 
