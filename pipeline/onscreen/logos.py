@@ -31,7 +31,8 @@ from pipeline.onscreen.marks import OnScreenFinding
 
 SIZES = tuple(float(s) for s in np.geomspace(0.025, 0.11, 10))  # logo long side / frame long side
 MIN_PX = 16   # sizes smaller than this at the scan size are skipped: a smaller logo is a blob, not a shape
-SAME_SIZE = 1.25  # two frames' hits agree when their sizes differ by at most this ratio (one step of SIZES)
+SAME_SIZE = 1.25  # two frames' hits agree when their sizes differ by at most this ratio (a step of SIZES
+                  # is x1.18; the rest is rounding)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,6 @@ class Logo:
     mask: np.ndarray                              # float32 0..1, the logo's alpha at 64 px
     region: tuple[float, float, float, float]     # where its centre may be: x0, y0, x1, y1 (fractions)
     moves: bool                                   # it changes place during a clip (Sora's)
-    looks: str
 
 
 def load_library() -> tuple[Logo, ...]:
@@ -57,7 +57,7 @@ def load_library() -> tuple[Logo, ...]:
         if mask is None:
             raise RuntimeError(f"mark library: {entry['file']} is not a readable image")
         logos.append(Logo(entry["name"], entry["generator"], mask.astype(np.float32) / 255,
-                          tuple(entry["region"]), entry["moves"], entry["looks"]))
+                          tuple(entry["region"]), entry["moves"]))
     return tuple(logos)
 
 
