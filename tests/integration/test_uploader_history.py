@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from samples.photos import package_photo
-from samples.services import wait_for
+from samples.services import video, wait_for
 from tests.provenance_fixtures import sign_c2pa
 
 
@@ -116,8 +116,15 @@ def test_an_uploader_crosses_the_ladder(tmp_path, make_stack, make_client, worke
     assert full["clusters"] == [{"size": 3, "pictures": sorted([f"{first}/1", f"{second}/0", f"{third}/0"])}]
     assert "face" not in json.dumps(full) and "embedding" not in json.dumps(full)
 
-    # Others: a different uploader of tube, and u9 of another platform, start clean.
+    # Others: a different uploader of tube, and u9 of another platform, start clean; a plain video scan
+    # (segments and merge) counts in its uploader's history too.
     assert history(tube, "u10")["totals"]["scans"] == 0
+    with open(video("yao-static-5s"), "rb") as handle:
+        clip = client.http.post("/v1/scans", headers=tube, data={"uploader": "u10"}, files={"file": handle})
+    assert wait_for(lambda: client.finished(clip.json()["id"], tube), 300, "the video scan")["status"] == "done"
+    assert history(tube, "u10")["totals"] == {"scans": 1, "items": 1, "ai_declared": 0, "undeclared_ai": 0,
+                                              "impersonation": 0, "portrait_rights": 0, "reposts_of_confirmed": 0,
+                                              "confirmed_violations": 0}
     assert history(vimeo, "u9")["recommendation"]["action"] == "none"
 
     # Deleting a scan takes it out of the history and out of the near-duplicate search.
