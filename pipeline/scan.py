@@ -290,11 +290,16 @@ class _CoarseToFine:
         """(coarse frame, the held frames before it); a final (None, held) when the video ends."""
         held: list[Frame] = []
         for frame in sampled:
-            if self._enabled and frame.reason == "interval" and frame.t_s < self._next_coarse - 1e-6:
+            if not self._enabled:
+                yield frame, held
+                continue
+            if frame.reason == "interval" and frame.t_s < self._next_coarse - 1e-6:
                 held.append(frame)
                 continue
-            if frame.t_s >= self._next_coarse - 1e-6:
-                self._next_coarse = frame.t_s + self._every
+            if self._next_coarse == -float("inf"):
+                self._next_coarse = frame.t_s
+            while self._next_coarse <= frame.t_s + 1e-6:  # a grid from the first frame: gaps never drift
+                self._next_coarse += self._every
             yield frame, held
             held = []
         if held:

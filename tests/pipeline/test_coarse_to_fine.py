@@ -9,6 +9,7 @@ from pipeline.config import QualityConfig, SamplingConfig, ScanConfig
 from pipeline.faces.align import align_face
 from pipeline.faces.quality import assess
 from pipeline.faces.tracking import same_faces
+from pipeline.scan import _CoarseToFine
 from pipeline.synthetic.analyzer import FrameCollector
 from pipeline.types import FaceObservation, Frame
 from samples.clips import Scene, encode_video
@@ -93,3 +94,15 @@ def test_coarse_to_fine_finds_the_same_appearances(tmp_path, clip, detector, emb
     for (start, end), (fine_start, fine_end) in zip(spans(every), spans(fine)):
         assert abs(start - fine_start) <= 0.5 and abs(end - fine_end) <= 0.5
     assert [f.identity.name for f in every.findings] == [f.identity.name for f in fine.findings] == ["Yao Ming"]
+
+
+@pytest.mark.parametrize(("coarse", "expected"), [
+    (1.0, [(0.0, []), (1.04, [0.52]), (2.0, [1.52]), (3.04, [2.52]), (3.2, []), (4.0, [3.52]), (None, [4.52])]),
+    (0.0, [(t, []) for t in (0.0, 0.52, 1.04, 1.52, 2.0, 2.52, 3.04, 3.2, 3.52, 4.0, 4.52)])])
+def test_coarse_samples_lie_on_a_grid_and_cuts_are_always_coarse(coarse, expected):
+    """Sample times as the sampler gives them (the nearest decoded frame at or after each target)."""
+    times = [0.0, 0.52, 1.04, 1.52, 2.0, 2.52, 3.04, 3.2, 3.52, 4.0, 4.52]
+    frames = [Frame(index=i, t_s=t, image=np.zeros((2, 2, 3), np.uint8), reason="scene_cut" if t == 3.2 else "interval")
+              for i, t in enumerate(times)]
+    steps = _CoarseToFine(ScanConfig(sampling=SamplingConfig(coarse_interval_s=coarse))).steps(iter(frames))
+    assert [(f.t_s if f else None, [h.t_s for h in held]) for f, held in steps] == expected
