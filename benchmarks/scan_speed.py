@@ -189,7 +189,7 @@ def sampler_decode(path: Path, settings: Settings) -> DecodeStats:
     return stats
 
 
-MODES = {"every_sample": 0.0, "coarse_to_fine": None}  # coarse_interval_s; None: the configured default
+MODES = {"every_sample": 0.0, "coarse_to_fine": 1.0}  # coarse_interval_s
 
 
 class SyntheticCpu:

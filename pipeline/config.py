@@ -32,11 +32,13 @@ class SamplingConfig(BaseModel):
         "frames lower embedding quality on compressed uploads.",
     )
     coarse_interval_s: float = Field(
-        1.0, ge=0.0, le=10.0,
+        0.0, ge=0.0, le=10.0,
         description="Coarse to fine: faces are detected on samples this far apart (and on every cut and "
         "keyframe sample); the samples in between are analysed only when the faces change between two "
         "coarse samples (a face appears, leaves or moves). Equal to or below `interval_s`, or 0: every "
-        "sample is analysed. Saves detection and embedding on static shots and faceless stretches.",
+        "sample is analysed (the default: with 1.0 the character path was handed faces of another frame "
+        "for skipped samples and found a character where it is not; docs/scanning.md). 1.0 saves "
+        "detection and embedding on static shots and faceless stretches.",
     )
     max_pixels: int = Field(
         4096 * 4096, gt=0,
