@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.onscreen.logos import MIN_PX, Logo, LogoHit, LogoMatcher, load_library
+from pipeline.onscreen.logos import MIN_PX, Logo, LogoHit, LogoMatcher, load_library, small_grey
 from pipeline.onscreen.logos import SIZES as SEARCH_SIZES
 from pipeline.onscreen.marks import OnScreenFinding
 from pipeline.synthetic.onscreen import OnScreenConfig
@@ -230,14 +230,11 @@ class GradientMatcher(LogoMatcher):
 
     def scan(self, frame: np.ndarray, index: int = 0, t_s: float | None = None) -> list[LogoHit]:
         """Each logo's best place and score in one BGR (or grey) frame; empty for a frame too small."""
-        if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3)):
-            raise ValueError(f"frame {index}: expected an HxW or HxWx3 image, got shape {frame.shape}")
-        h, w = frame.shape[:2]
-        if min(h, w) == 0:
+        small = small_grey(frame, self.scan_side, index)
+        if small is None:
             return []
-        grey = frame if frame.ndim == 2 or frame.shape[2] == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.scan_side / max(h, w))
-        small = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.scan_side / max(h, w))  # as small_grey shrank it: boxes go back to the frame
         sh, sw = small.shape[:2]
         sizes = [px for px in (round(size * max(sh, sw)) for size in SEARCH_SIZES)
                  if MIN_PX <= px and px + 2 * PAD <= min(sh, sw)]

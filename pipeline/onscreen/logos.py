@@ -97,15 +97,12 @@ class LogoMatcher:
 
     def scan(self, frame: np.ndarray, index: int = 0, t_s: float | None = None) -> list[LogoHit]:
         """Each logo's best place and score in one BGR (or grey) frame; empty for a frame too small."""
-        if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3)):
-            raise ValueError(f"frame {index}: expected an HxW or HxWx3 image, got shape {frame.shape}")
-        h, w = frame.shape[:2]
-        if min(h, w) == 0:
+        grey = small_grey(frame, self.scan_side, index)
+        if grey is None:
             return []
-        grey = frame if frame.ndim == 2 or frame.shape[2] == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        scale = min(1.0, self.scan_side / max(h, w))
-        small = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA).astype(np.float32)
+        h, w = frame.shape[:2]
+        scale = min(1.0, self.scan_side / max(h, w))  # as small_grey shrank it: boxes go back to the frame
+        small = grey.astype(np.float32)
         sh, sw = small.shape[:2]
         hits = []
         for logo in self.logos:
@@ -149,6 +146,18 @@ class LogoMatcher:
             findings += [OnScreenFinding("mark", logo.generator, f"logo:{logo.name}", f"[{logo.name} logo]",
                                          round(h.score, 3), h.box, h.frame, h.frame_size, h.t_s) for h in counted]
         return findings
+
+
+def small_grey(frame: np.ndarray, side: int, index: int = 0) -> np.ndarray | None:
+    """The frame in grey, shrunk to at most `side` on its long side; None for an empty frame."""
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3)):
+        raise ValueError(f"frame {index}: expected an HxW or HxWx3 image, got shape {frame.shape}")
+    h, w = frame.shape[:2]
+    if min(h, w) == 0:
+        return None
+    grey = frame if frame.ndim == 2 or frame.shape[2] == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    scale = min(1.0, side / max(h, w))
+    return cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _agree(a: LogoHit, b: LogoHit) -> bool:
