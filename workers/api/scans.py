@@ -4,7 +4,6 @@ and the owner of the likeness found. Every scan route names its id `{scan_id}` (
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 from datetime import datetime
@@ -21,6 +20,7 @@ from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, own_job, publish, scrub
 from workers.data.keys import SEPARATOR, Principal
 from workers.scans.evidence import MAX_IMAGES, image_path
+from workers.scans.server_paths import without_server_paths
 from workers.data.jobs import DELETED, new_id
 from workers.api.schemas import JobOut, ScanItem, ScanPage
 from workers.service import Service
@@ -111,6 +111,13 @@ def submit_scan(
            else f"{who.name}:{uploader}:{sha256}" + (":declared-ai" if declared_ai else ""))
     params = {"video": str(video), "video_name": shown, "uploader": uploader, "callback_url": callback_url,
               "sha256": sha256, "declared_ai": declared_ai}
+    return _create_and_publish(response, who, svc, celery, folder, params, key, job_id)
+
+
+def _create_and_publish(response: Response, who: Principal, svc: Service, celery: Celery, folder: FilePath,
+                        params: dict, key: str, job_id: str) -> JobOut:
+    """Store the scan job and send it; the upload folder goes when no job points at it (a failed insert)
+    or when an earlier job with the same key answers (200 instead of 202)."""
     try:
         job, created = svc.jobs.create("scan", who.name, params, fields.idempotency_key(key), job_id)
     except BaseException:
@@ -153,17 +160,7 @@ def _submit_post(response: Response, who: Principal, svc: Service, celery: Celer
            else f"{who.name}:{uploader}:post:{content}" + (":declared-ai" if declared_ai else ""))
     params = {"video": str(folder), "video_name": f"post of {len(stored)} items", "items": stored,
               "caption": caption, "uploader": uploader, "callback_url": callback_url, "declared_ai": declared_ai}
-    try:
-        job, created = svc.jobs.create("scan", who.name, params, fields.idempotency_key(key), job_id)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    if not created:
-        shutil.rmtree(folder, ignore_errors=True)
-        response.status_code = 200
-        return job_out(job, svc)
-    publish(celery, job)
-    return job_out(job, svc)
+    return _create_and_publish(response, who, svc, celery, folder, params, key, job_id)
 
 
 @router.get("/v1/scans", response_model=ScanPage,
@@ -191,26 +188,6 @@ def list_scans(status: Literal["queued", "running", "done", "failed", "deleted"]
     return ScanPage(items=items, total=total, next_cursor=pages.encode(last.created_at, last.id) if last else None)
 
 
-def client_report(report: dict, params: dict, media_root: FilePath) -> dict:
-    """The report as the platform sees it: the video named as the platform gave it (its file name,
-    or its path in its folder), and no server path anywhere (warnings name the video the same way)."""
-    stored = params.get("video")
-    shown = params.get("video_name") or (FilePath(stored).name if stored else None)
-    encoded = json.dumps(report, ensure_ascii=False)
-    items = [(i["path"], i["name"]) for i in params.get("items", [])]  # a post's items, each by its own name
-    for secret, public in (*items, (stored, shown), (str(media_root.resolve()), "<media>"),
-                           (str(media_root), "<media>")):
-        if secret and public:
-            encoded = encoded.replace(json.dumps(secret, ensure_ascii=False)[1:-1],
-                                      json.dumps(public, ensure_ascii=False)[1:-1])
-    out = json.loads(encoded)
-    if isinstance(out.get("video"), dict) and shown:
-        out["video"]["path"] = shown
-    for entry, (_, name) in zip(out.get("items", []), items):
-        entry["video"]["path"] = name
-    return out
-
-
 @router.get("/v1/scans/{scan_id}/report", response_model=dict[str, Any],
             responses={409: {"description": "The scan has not finished, or it failed."}},
             summary="The report of a finished scan (DESIGN.md's report JSON)")
@@ -224,7 +201,8 @@ def get_report(scan_id: str = ScanId, who: Principal = Depends(platform), svc: S
     report = svc.jobs.report(scan_id) if job.status == "done" else None
     if report is None:
         raise HTTPException(409, f"scan not finished (status {job.status})")
-    return client_report(report, job.params, svc.media_root)
+    # Stored since server_paths.without_server_paths runs before storing; older reports still hold paths.
+    return without_server_paths(report, job.params, svc.media_root)
 
 
 @router.delete("/v1/scans/{scan_id}", status_code=204, response_class=Response,

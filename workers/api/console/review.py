@@ -10,7 +10,7 @@ from workers.api.console import views
 from workers.api.console.render import page, redirect
 from workers.api.console.session import Viewer, check_csrf, require_role, viewer
 from workers.api.reviews import record_decision, reference_from_finding, visible_finding
-from workers.api.scans import client_report
+from workers.scans.server_paths import without_server_paths
 from workers.data.reviews import CONFIRMED, DISMISSED, REASONS
 from workers.scans.evidence import MAX_IMAGES, image_path
 
@@ -42,7 +42,7 @@ def _finding(request: Request, who: Viewer, finding_id: int, error: str | None =
     svc = request.app.state.service
     finding, job = visible_finding(finding_id, who.principal, svc)
     if who.role == "platform":
-        report = client_report(svc.jobs.report(finding.scan_id) or {}, job.params or {}, svc.media_root)
+        report = without_server_paths(svc.jobs.report(finding.scan_id) or {}, job.params or {}, svc.media_root)
         view = views.for_platform(finding, report, job.params or {})
     else:
         view = views.for_owner(finding)
