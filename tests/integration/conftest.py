@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from samples.services import RedisServer, ScratchPostgres, ServiceStack, WorkerProcess, is_postgres
+from samples.photos import package_photo
+from samples.services import RedisServer, ScratchPostgres, ServiceStack, WorkerProcess, is_postgres, wait_for
 from workers.data import migrate
 from workers.api.app import create_api
 from workers.data.keys import KeyStore
@@ -105,6 +106,16 @@ class Client:
     def finished(self, job_id: str, headers: dict) -> dict | None:
         job = self.job(job_id, headers)
         return job if job["status"] in ("done", "failed") else None
+
+    def register(self, headers: dict, name: str, photo: str, **form) -> str:
+        """Register a likeness from one package photo over HTTP; its id once a worker enrolled it."""
+        with open(package_photo(photo), "rb") as handle:
+            response = self.http.post("/v1/likenesses", headers=headers, data={"name": name, **form},
+                                      files=[("files", (photo, handle, "image/jpeg"))])
+        assert response.status_code == 202, response.text
+        job = wait_for(lambda: self.finished(response.json()["id"], headers), 120, f"enrollment of {name}")
+        assert job["status"] == "done", job
+        return job["result"]["identity_id"]
 
 
 @pytest.fixture

@@ -12,23 +12,12 @@ from sqlalchemy import func, select
 
 from gallery.store import CharacterCastRow, IdentityRow
 from samples.clips import Scene, encode_video
-from samples.photos import package_photo
 from samples.services import ROOT, wait_for
 from workers.scans import withdrawal
 from workers.data.db import Database, FindingRow, ScanRow, SegmentRow
 from workers.scans.evidence import image_path, image_url
 from workers.data.jobs import JobStore
 from workers.service import Service
-
-
-def _register(client, headers) -> str:
-    with open(package_photo("yaoming.jpg"), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": "Yao Ming", "policy": "no_use"},
-                                    files=[("files", ("yaoming.jpg", handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, "enrollment")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
 
 
 def _rows(db: Database, scan_id: str) -> tuple[int, int, int]:
@@ -48,7 +37,7 @@ def test_a_platform_deletes_its_scan_and_old_scans_are_purged(make_stack, make_c
     client = make_client(stack)
     nba = client.key("rights_holder", "nba")
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
-    yao = _register(client, nba)
+    yao = client.register(nba, "Yao Ming", "yaoming.jpg", policy="no_use")
     clip = stack.media_root / "platforms" / "tube" / "in" / "clip.mp4"  # tube's own folder
     clip.parent.mkdir(parents=True)
     encode_video(clip, [Scene(photo("yaoming.jpg"), 3.0, "pan")])
@@ -106,7 +95,7 @@ def test_removing_a_person_withdraws_images_of_the_characters_they_play(make_sta
     workers(stack, "withdrawal")
     client = make_client(stack)
     nba, studio = client.key("rights_holder", "nba"), client.key("rights_holder", "studio")
-    yao = _register(client, nba)
+    yao = client.register(nba, "Yao Ming", "yaoming.jpg", policy="no_use")
 
     # A stored scan with findings about two characters, one played by Yao, each with an image.
     db = Database.open(stack.database_url)

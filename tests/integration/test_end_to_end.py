@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from gallery.gallery import Gallery
 from gallery.store import GalleryStore, ReferenceRow
-from samples.photos import package_photo
 from samples.services import copy_into, video, wait_for
 from workers.data.db import ScanRow, SegmentRow
 
@@ -39,16 +38,6 @@ def _signed(call) -> dict:
     return {**call, "event": json.loads(call["body"])}
 
 
-def _register(client, headers, name, photo, **form):
-    with open(package_photo(photo), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": name, **form},
-                                    files=[("files", (photo, handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, f"enrollment of {name}")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
-
-
 def test_register_upload_poll_report_remove(make_stack, make_client, workers, webhook_receiver):
     stack = make_stack(segment_s=4.0, webhook_secret=SECRET)  # an 8 s video: two segments
     worker = workers(stack, "e2e")
@@ -56,8 +45,8 @@ def test_register_upload_poll_report_remove(make_stack, make_client, workers, we
     nba, studio = client.key("rights_holder", "nba"), client.key("rights_holder", "studio")
     platform = client.key("platform", "tube")
 
-    yao_id = _register(client, nba, "Yao Ming", "yaoming.jpg", policy="no_use")
-    _register(client, studio, "Crowd", "gdp.jpg", face="largest")
+    yao_id = client.register(nba, "Yao Ming", "yaoming.jpg", policy="no_use")
+    client.register(studio, "Crowd", "gdp.jpg", face="largest")
 
     clip = video("yao-8s")
     with open(clip, "rb") as handle:

@@ -12,19 +12,8 @@ import numpy as np
 
 from pipeline.faces.align import align_face
 from samples.clips import Scene, encode_video
-from samples.photos import package_photo
 from samples.services import wait_for
 from workers.scans.evidence import MAX_SIDE, attach_images
-
-
-def _register(client, headers, photo: str) -> str:
-    with open(package_photo(photo), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": "Yao Ming", "policy": "no_use"},
-                                    files=[("files", (photo, handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, "enrollment")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
 
 
 def _best_similarity(image: np.ndarray, reference: np.ndarray, detector, embedder) -> float:
@@ -41,7 +30,7 @@ def test_evidence_images_reach_whom_they_concern_and_go_with_the_likeness(
     client = make_client(stack)
     nba, studio = client.key("rights_holder", "nba"), client.key("rights_holder", "studio")
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
-    yao = _register(client, nba, "yaoming.jpg")
+    yao = client.register(nba, "Yao Ming", "yaoming.jpg", policy="no_use")
 
     upload = stack.media_root / "platforms" / "tube" / "in" / "portrait.mp4"  # tube's own folder
     upload.parent.mkdir(parents=True)

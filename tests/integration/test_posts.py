@@ -10,16 +10,6 @@ from samples.services import copy_into, video, wait_for
 from tests.provenance_fixtures import sign_c2pa
 
 
-def _register(client, headers) -> str:
-    with open(package_photo("yaoming.jpg"), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": "Yao Ming"},
-                                    files=[("files", ("yaoming.jpg", handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, "enrollment")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
-
-
 def _finished(client, job_id: str, headers: dict, worker) -> dict:
     try:
         return wait_for(lambda: client.finished(job_id, headers), 300, f"scan {job_id}")
@@ -32,7 +22,7 @@ def test_a_carousel_is_one_scan_with_per_item_findings(tmp_path, make_stack, mak
     stack = make_stack()
     worker = workers(stack, "posts")
     client = make_client(stack)
-    yao = _register(client, client.key("rights_holder", "nba"))
+    yao = client.register(client.key("rights_holder", "nba"), "Yao Ming", "yaoming.jpg")
     tube = client.key("platform", "tube")
     ai = sign_c2pa(package_photo("yaoming.jpg"), tmp_path / "ai.jpg", "image/jpeg", "trainedAlgorithmicMedia")
     files = [package_photo("grace_hopper.jpg"), ai, video("yao-static-5s")]

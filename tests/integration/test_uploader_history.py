@@ -20,16 +20,6 @@ from samples.services import video, wait_for
 from tests.provenance_fixtures import sign_c2pa
 
 
-def _register(client, headers) -> str:
-    with open(package_photo("yaoming.jpg"), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": "Yao Ming"},
-                                    files=[("files", ("yaoming.jpg", handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, "enrollment")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
-
-
 def _repost(source: Path, target: Path, mirror: bool = False) -> Path:
     """Cropped (2.5% off each side), shrunk to 80% and re-encoded at JPEG quality 60; mirrored with a
     caption bar stamped on when asked. Re-encoding drops the C2PA manifest, as re-posting does."""
@@ -50,7 +40,7 @@ def test_an_uploader_crosses_the_ladder(tmp_path, make_stack, make_client, worke
     worker = workers(stack, "history")
     client = make_client(stack)
     nba = client.key("rights_holder", "nba")
-    yao = _register(client, nba)
+    yao = client.register(nba, "Yao Ming", "yaoming.jpg")
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
     webhook_receiver.fail_first = 0
     ai = sign_c2pa(package_photo("yaoming.jpg"), tmp_path / "ai.jpg", "image/jpeg", "trainedAlgorithmicMedia")

@@ -8,20 +8,9 @@ platform, and a threshold changed with PATCH reaches the worker's next decision.
 from __future__ import annotations
 
 from gallery.store import GalleryStore
-from samples.photos import package_photo
 from samples.services import copy_into, video, wait_for
 
 AUTHORISED = "uploader tube:yao-official is authorised by the owner of Yao Ming (person, owner nba)"
-
-
-def _register(client, headers, **form) -> str:
-    with open(package_photo("yaoming.jpg"), "rb") as handle:
-        response = client.http.post("/v1/likenesses", headers=headers, data={"name": "Yao Ming", **form},
-                                    files=[("files", ("yaoming.jpg", handle, "image/jpeg"))])
-    assert response.status_code == 202, response.text
-    job = wait_for(lambda: client.finished(response.json()["id"], headers), 120, "enrollment")
-    assert job["status"] == "done", job
-    return job["result"]["identity_id"]
 
 
 def test_a_platform_cannot_impersonate_the_owner_or_another_platforms_user(make_stack, make_client, workers):
@@ -30,7 +19,8 @@ def test_a_platform_cannot_impersonate_the_owner_or_another_platforms_user(make_
     client = make_client(stack)
     nba = client.key("rights_holder", "nba")
     tube, vimeo = client.key("platform", "tube"), client.key("platform", "vimeo")
-    yao = _register(client, nba, policy="no_use", authorized_uploaders="tube:yao-official", match_threshold="0.45")
+    yao = client.register(nba, "Yao Ming", "yaoming.jpg", policy="no_use",
+                          authorized_uploaders="tube:yao-official", match_threshold="0.45")
     listed = client.http.get("/v1/likenesses", headers=nba).json()
     assert [(i["id"], i["authorized_uploaders"], i["match_threshold"]) for i in listed] == \
         [(yao, ["tube:yao-official"], 0.45)]
