@@ -32,13 +32,11 @@ class SamplingConfig(BaseModel):
         "frames lower embedding quality on compressed uploads.",
     )
     coarse_interval_s: float = Field(
-        0.0, ge=0.0, le=10.0,
+        1.0, ge=0.0, le=10.0,
         description="Coarse to fine: faces are detected on samples this far apart (and on every cut and "
         "keyframe sample); the samples in between are analysed only when the faces change between two "
-        "coarse samples (a face appears, leaves or moves). Equal to or below `interval_s`, or 0: every "
-        "sample is analysed (the default: with 1.0 the character path was handed faces of another frame "
-        "for skipped samples and found a character where it is not; docs/scanning.md). 1.0 saves "
-        "detection and embedding on static shots and faceless stretches.",
+        "coarse samples (a face appears, leaves or moves). Saves detection and embedding on static shots "
+        "and faceless stretches. Equal to or below `interval_s`, or 0: every sample is analysed.",
     )
     max_pixels: int = Field(
         4096 * 4096, gt=0,
@@ -154,6 +152,12 @@ class MatchConfig(BaseModel):
         "frame among many disagreeing ones is not enough; faces close to nobody abstain.",
     )
     top_k: int = Field(50, ge=1, le=1000, description="Reference hits fetched per query.")
+    candidate_slack: float = Field(
+        0.08, ge=0.0, le=1.0, description="A track whose best similarity to a registered likeness is within "
+        "this of `review_threshold` counts as a candidate for work only a registered person's track needs "
+        "(the face-swap probe). The slack covers what the final decision can add: a segment's track joined "
+        "to another at the merge, or a likeness's references changed in between.",
+    )
 
 
 class ScanConfig(BaseModel):

@@ -114,7 +114,7 @@ def scan_post(scanner: Scanner, items: Sequence[PostItem], gallery: GallerySearc
             pictures.append((item.index, fingerprint(loaded[1])))
             observation = observe_image(scanner, item.path, loaded)
         else:
-            observation = scanner.observe(item.path, info=item.info)
+            observation = scanner.observe(item.path, info=item.info, gallery=gallery)
         results.append(scanner.decide(observation, gallery, uploader, declaration.declared))
     warnings = [f"item {i.index}: {w}" for i, r in zip(items, results) for w in r.warnings]
     return PostResult(list(items), results, declaration, len(caption), post_verdict(items, results), warnings,

@@ -17,7 +17,7 @@ from pipeline.config import ScanConfig
 from pipeline.faces.detector import FaceDetector, min_side
 from pipeline.faces.embedder import FaceEmbedder
 from pipeline.faces.align import align_face
-from pipeline.faces.identify import GallerySearcher, decide_tracks
+from pipeline.faces.identify import GallerySearcher, candidate_track_ids, decide_tracks
 from pipeline.policy import (AiEvidence, Finding, PolicyConfig, Verdict, assess_ai, category_for, decide_finding,
                              evidence_for, match_confidence, verdict)
 from pipeline.provenance.reader import Provenance, read_provenance
@@ -103,13 +103,18 @@ class Scanner:
     def scan(self, path: Path, gallery: GallerySearcher | None, uploader: str | None = None,
              progress: ProgressFn | None = None, start_s: float = 0.0, end_s: float | None = None,
              declared_ai: bool = False) -> ScanResult:
-        return self.decide(self.observe(path, progress, start_s, end_s), gallery, uploader, declared_ai)
+        return self.decide(self.observe(path, progress, start_s, end_s, gallery=gallery), gallery, uploader,
+                           declared_ai)
 
     def observe(self, path: Path, progress: ProgressFn | None = None, start_s: float = 0.0,
-                end_s: float | None = None, info: VideoInfo | None = None) -> Observation:
+                end_s: float | None = None, info: VideoInfo | None = None,
+                gallery: GallerySearcher | None = None) -> Observation:
         """Sample, detect, embed and track faces; collect synthetic-media evidence and character
         samples. No identity is decided here: a segment's observation waits for the merge.
-        `info`: the caller's probe of `path` (one that probes first to fail fast), not repeated."""
+        `info`: the caller's probe of `path` (one that probes first to fail fast), not repeated.
+        `gallery`: the likenesses the decision will search, when known; then the face-swap probe
+        scores only the tracks that could belong to one of them (`candidate_track_ids`), since its
+        score acts on a registered person's finding only. None: every track is scored."""
         watch = _Stopwatch()
         if info is None:
             started = time.perf_counter()
@@ -129,12 +134,9 @@ class Scanner:
                 if face.quality.reason is not None:
                     dropped[face.quality.reason.split(" (")[0]] += 1
             started = time.perf_counter()
-            tracker.update(faces, frame.t_s)
+            tracker.update(faces, frame.t_s, cut=frame.reason == "scene_cut")
             watch.add("track", started)
             frames.offer(frame, faces)
-            offer_characters(frame, faces)
-
-        def offer_characters(frame: Frame, faces: list[FaceObservation]) -> None:
             if characters is not None:
                 started = time.perf_counter()
                 characters.offer(frame, faces)
@@ -147,11 +149,11 @@ class Scanner:
             if coarse.refine(faces, frame is None):
                 for held in between:
                     analyse(held, self._faces(held, watch, dropped, tracker))
-            else:  # the same faces before and after: the frames between are kept, not analysed
+            else:  # the same faces before and after: the frames between are kept, not analysed; the
+                # character path skips them too (it crops around a frame's own faces, never another's)
                 stats.skipped += len(between)
                 for held in between:
                     frames.keep(held)
-                    offer_characters(held, coarse.previous)
             if frame is not None:
                 analyse(frame, faces)
                 coarse.previous = faces
@@ -160,7 +162,8 @@ class Scanner:
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()
-        synthetic = self.synthetic.analyze(info, provenance, frames, tracks)
+        candidates = candidate_track_ids(tracks, gallery, self.config.match) if gallery is not None else None
+        synthetic = self.synthetic.analyze(info, provenance, frames, tracks, candidates)
         watch.add("synthetic", started)
         samples = None
         if characters is not None:  # embed the crops still pending
@@ -223,7 +226,8 @@ class Scanner:
         started = time.perf_counter()
         crops = [align_face(frame.image, d.landmarks) for d in detections]
         qualities = [assess(d, c, self.config.quality) for d, c in zip(detections, crops)]
-        wanted = [i for i, d in enumerate(detections) if tracker.needs_embedding(d.bbox, frame.t_s)]
+        cut = frame.reason == "scene_cut"
+        wanted = [i for i, d in enumerate(detections) if tracker.needs_embedding(d.bbox, frame.t_s, cut)]
         computed = self.embedder.embed([crops[i] for i in wanted])
         embeddings: list[np.ndarray | None] = [None] * len(detections)
         for i, embedding in zip(wanted, computed):

@@ -149,6 +149,10 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
         container.close()
 
 
+def _is_cut(thumb: np.ndarray, previous: np.ndarray | None, config: SamplingConfig) -> bool:
+    return previous is not None and float(np.abs(thumb - previous).mean()) >= config.scene_cut_threshold
+
+
 def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: DecodeStats,
             start_s: float, end_s: float | None) -> Iterator[Frame]:
     next_target = start_s
@@ -174,8 +178,7 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
                 reason = "keyframe"  # cheap to take (decoded anyway) and the best frame for watermarks
             elif config.scene_cuts and since_check + 1 >= _CUT_CHECK_EVERY:
                 thumb = _thumb(frame)
-                if (previous_thumb is not None
-                        and float(np.abs(thumb - previous_thumb).mean()) >= config.scene_cut_threshold):
+                if _is_cut(thumb, previous_thumb, config):
                     reason = "scene_cut"
                     stats.scene_cuts += 1
                 previous_thumb, since_check = thumb, 0
@@ -183,8 +186,12 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
                 since_check += 1
             if reason is None:
                 continue
-            if reason == "interval" and config.scene_cuts:
-                previous_thumb, since_check = _thumb(frame), 0
+            if reason != "scene_cut" and config.scene_cuts:  # a cut often falls on an interval or key frame
+                thumb = _thumb(frame)
+                if _is_cut(thumb, previous_thumb, config):
+                    reason = "scene_cut"
+                    stats.scene_cuts += 1
+                previous_thumb, since_check = thumb, 0
             while next_target <= t + 1e-6:
                 next_target += config.interval_s
             stats.sampled += 1

@@ -144,10 +144,12 @@ def test_megamind_is_found_in_the_other_part_of_the_clip_and_only_there(runtime,
 
 
 def scanner_embedding_every_face(runtime: Runtime) -> Scanner:
-    """The module's scanner, but embedding every face: segments then see exactly the faces a whole scan sees."""
+    """The module's scanner, but analysing every sample and embedding every face: segments then see
+    exactly the faces a whole scan sees (coarse to fine starts its grid at each segment's first frame)."""
     scan_config = runtime.settings.scan
     tracking = scan_config.tracking.model_copy(update={"reembed_every_s": 0.0})
-    config = scan_config.model_copy(update={"tracking": tracking})
+    sampling = scan_config.sampling.model_copy(update={"coarse_interval_s": 0.0})
+    config = scan_config.model_copy(update={"tracking": tracking, "sampling": sampling})
     base = runtime.scanner
     return Scanner(base.detector, base.embedder, config, base.synthetic, base.policy, base.characters)
 

@@ -94,3 +94,22 @@ def test_empty_gallery_still_reports_tracks(tmp_path, detector, embedder):
     assert len(result.tracks) >= 2
     assert all(m.identity is None for m in result.matches)
     assert result.findings == []
+
+
+def test_the_face_swap_probe_scores_only_tracks_close_to_a_registered_likeness(tmp_path, home, detector, embedder):
+    """Its score acts on a registered person's finding only, so strangers cost no CLIP call: in a clip
+    of strangers then Obama, only Obama's track is scored; strangers alone are not scored at all."""
+    photos = face_recognition_photos()
+    scenes = [Scene(_img(dlib_johns()["John_Simm"][0]), 2.0, "zoom_out"),   # an unregistered person
+              Scene(_img(photos["obama2"]), 2.5, "zoom_in")]                # a different Obama photo
+    result = _scan(home, detector, embedder, encode_video(tmp_path / "mixed.mp4", scenes, size=(640, 360)))
+    obama = {t.track_id for t, m in zip(result.tracks, result.matches)
+             if m.identity is not None and m.identity.name == "Barack Obama"}
+    strangers = {t.track_id for t, m in zip(result.tracks, result.matches) if m.status == "no_match"}
+    assert obama and strangers, [(t.track_id, m.status, m.reason) for t, m in zip(result.tracks, result.matches)]
+    swap = next(s for s in result.synthetic.signals if s.name == "face_swap")
+    assert set(swap.tracks) == obama and "close to a registered likeness" in swap.detail
+
+    alone = _scan(home, detector, embedder, encode_video(tmp_path / "strangers.mp4", scenes[:1], size=(640, 360)))
+    swap = next(s for s in alone.synthetic.signals if s.name == "face_swap")
+    assert alone.tracks and swap.score is None and "not scored" in swap.detail

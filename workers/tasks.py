@@ -108,8 +108,10 @@ def scan_segment(self, job_id: str, number: int) -> None:
 
     def run() -> None:
         report = service.progress.reporter(job_id, number)
+        gallery = service.runtime.gallery  # what the merge will search, as of now: the face-swap probe's tracks
+        ensure_current(gallery, service.signal)
         observation = service.runtime.scanner.observe(Path(job.params["video"]), progress=report,
-                                                      start_s=segment.start_s, end_s=segment.end_s)
+                                                      start_s=segment.start_s, end_s=segment.end_s, gallery=gallery)
         if service.jobs.finish_segment(job_id, number, codec.encode(observation)):
             dispatch.send(app, dispatch.MERGE, job_id)
 

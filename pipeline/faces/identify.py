@@ -71,6 +71,15 @@ def decide_tracks(tracks: Sequence[Track], gallery: GallerySearcher | None, conf
     return decisions
 
 
+def candidate_track_ids(tracks: Sequence[Track], gallery: GallerySearcher, config: MatchConfig) -> set[int]:
+    """Tracks that could be decided for a registered likeness (a match or a weak candidate), or come
+    within `candidate_slack` of the review threshold: the tracks whose face-level evidence a finding
+    could use. Nothing else is worth a CLIP call on an upload that shows no registered person."""
+    floor = config.review_threshold - config.candidate_slack
+    return {track.track_id for track, match in zip(tracks, decide_tracks(tracks, gallery, config))
+            if match.status in ("match", "weak") or match.similarity >= floor}
+
+
 def _unmatched(track: Track, aggregate: np.ndarray | None, why: str) -> TrackMatch:
     if aggregate is None:
         reasons = Counter(f.quality.reason for f in track.faces)

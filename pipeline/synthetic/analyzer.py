@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Protocol
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -55,11 +55,13 @@ class FrameSignal(Protocol):
 
 
 class FaceSignals(Protocol):
-    """Face-level forensics accumulated while the scan runs."""
+    """Face-level forensics accumulated while the scan runs. `candidates`: the ids of the tracks that
+    could belong to a registered likeness (None: unknown, all of them), for signals that act on a
+    registered person's finding only and may skip the rest."""
 
     def observe(self, frame: Frame, faces: list[FaceObservation]) -> None: ...
 
-    def signals(self, tracks: list[Track]) -> list[Signal]: ...
+    def signals(self, tracks: list[Track], candidates: Collection[int] | None = None) -> list[Signal]: ...
 
 
 class CombinedFaceSignals:
@@ -72,8 +74,8 @@ class CombinedFaceSignals:
         for part in self.parts:
             part.observe(frame, faces)
 
-    def signals(self, tracks: list[Track]) -> list[Signal]:
-        return [signal for part in self.parts for signal in part.signals(tracks)]
+    def signals(self, tracks: list[Track], candidates: Collection[int] | None = None) -> list[Signal]:
+        return [signal for part in self.parts for signal in part.signals(tracks, candidates)]
 
 
 class FrameCollector:
@@ -120,13 +122,13 @@ class SyntheticAnalyzer:
         return FrameCollector(expected, self.config.frames_kept, face_signals)
 
     def analyze(self, info: VideoInfo, provenance: Provenance, frames: FrameCollector,
-                tracks: list[Track]) -> SyntheticResult:
+                tracks: list[Track], candidates: Collection[int] | None = None) -> SyntheticResult:
         signals = [provenance_signal(provenance)]
         if self.config.watermark:
             signals.append(watermark_signal(frames.keyframes or frames.frames))
         signals += [detector.signal(frames.frames, frames.times) for detector in self._frame_signals]
         if frames.face_signals is not None:
-            signals += frames.face_signals.signals(tracks)
+            signals += frames.face_signals.signals(tracks, candidates)
         return fuse(signals, self.config)
 
 

