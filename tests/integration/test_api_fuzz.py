@@ -5,11 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 
-import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402  (after the skip)
-from hypothesis.errors import Unsatisfiable  # noqa: E402
+import schemathesis  # declared in the test extra: missing, the suite fails instead of skipping this
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 
 EXAMPLES = int(os.environ.get("LIKENESS_FUZZ_EXAMPLES", "40"))  # per route and mode (valid, invalid)
 
