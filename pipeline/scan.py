@@ -314,7 +314,8 @@ class _CoarseToFine:
         was still on screen, since its track's end lies among them)."""
         if at_end:
             return bool(self.previous)
-        return not same_faces(self.previous, faces, self._tracking.reuse_iou, self._tracking.link_similarity)
+        return not same_faces(self.previous, faces, self._tracking.reuse_iou, self._tracking.link_similarity,
+                              self._tracking.relink_similarity)
 
 
 _END = object()

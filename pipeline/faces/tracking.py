@@ -94,11 +94,13 @@ class FaceTracker:
 
 
 def same_faces(before: list[FaceObservation], after: list[FaceObservation], min_iou: float,
-               min_similarity: float) -> bool:
-    """True when two sampled frames hold the same faces in the same places: as many faces, each face of
-    `after` paired with its own face of `before` (greedy, best overlap first) whose box it overlaps by at
-    least `min_iou` and, when both were embedded, whose embedding agrees by at least `min_similarity`.
-    Between two such frames no track starts or ends, so the frames in between add no appearance."""
+               min_similarity: float, relink_similarity: float | None = None) -> bool:
+    """True when two sampled frames hold the same faces: as many faces, each face of `after` paired with
+    its own face of `before`, either at the same place (greedy, best overlap first: boxes overlapping by
+    at least `min_iou` and, when both were embedded, embeddings agreeing by at least `min_similarity`)
+    or, with `relink_similarity`, anywhere by embeddings agreeing that much (a pan or zoom moves every
+    face, not who is on screen; the tracker links such faces the same way). Between two such frames no
+    track starts or ends, so the frames in between add no appearance."""
     if len(before) != len(after):
         return False
     pairs = sorted(((iou(a.bbox, b.bbox), i, j) for i, a in enumerate(before) for j, b in enumerate(after)),
@@ -115,6 +117,17 @@ def same_faces(before: list[FaceObservation], after: list[FaceObservation], min_
             continue
         used_before.add(i)
         used_after.add(j)
+    if relink_similarity is not None and len(used_after) < len(after):
+        alike = sorted(((float(a.vector @ b.vector), i, j) for i, a in enumerate(before) if i not in used_before
+                        and a.embedding is not None for j, b in enumerate(after)
+                        if j not in used_after and b.embedding is not None), reverse=True)
+        for similarity, i, j in alike:
+            if similarity < relink_similarity:
+                break
+            if i in used_before or j in used_after:
+                continue
+            used_before.add(i)
+            used_after.add(j)
     return len(used_after) == len(after)
 
 

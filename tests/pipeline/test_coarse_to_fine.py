@@ -55,6 +55,26 @@ def test_same_place_but_another_person_is_not_the_same_face(detector, embedder, 
     assert same_faces([first], [first], 0.3, 0.3)
 
 
+def test_the_same_people_moved_by_a_pan_are_the_same_faces_when_embedded(detector, embedder, photo):
+    """Everyone in players.jpg shifted by a face width: unembedded, nothing proves who they are; embedded,
+    each is paired with themself by embedding, so a pan alone does not make the held samples analysed,
+    while one person swapped for a stranger still does."""
+    def embedded(shift=(0.0, 0.0)):
+        faces = _faces(detector, photo("players.jpg"), shift)
+        for face, vector in zip(faces, embedder.embed([f.crop for f in faces])):
+            face.embedding = vector
+        return faces
+
+    before = embedded()
+    width = float(before[0].bbox[2] - before[0].bbox[0])
+    panned = embedded((width, 0.0))
+    assert not same_faces(before, panned, 0.3, 0.3), "without relinking, moved faces differ"
+    assert same_faces(before, panned, 0.3, 0.3, relink_similarity=0.5)
+    stranger = _faces(detector, photo("grace_hopper.jpg"))[0]
+    stranger.embedding = embedder.embed([stranger.crop])[0]
+    assert not same_faces(before, panned[1:] + [stranger], 0.3, 0.3, relink_similarity=0.5)
+
+
 def test_frames_not_analysed_still_reach_the_frame_detectors():
     collector = FrameCollector(expected_frames=4, keep=4, face_signals=None)
     images = [np.full((4, 4, 3), i, np.uint8) for i in range(4)]
