@@ -52,6 +52,7 @@ def test_reports_and_errors_are_stored_without_server_paths(make_stack, make_cli
         assert not [root for root in roots if root in stored], (name, stored[:2000], worker.tail())
     failed = jobs.get(ids["broken"])
     assert failed.status == "failed" and "not a readable video container" in failed.error, failed.error
+    assert "notes.mp4" in failed.error and "video.mp4" not in failed.error, failed.error  # as the platform named it
     assert jobs.report(ids["upload"])["video"]["path"] == "holiday.mp4"
     assert jobs.report(ids["path"])["video"]["path"] == "in/clip.mp4"
     # What the API serves is unchanged: the names the platform gave.
