@@ -325,6 +325,51 @@ def test_owner_pages_through_findings_with_a_cursor(make_stack, make_client):
     assert http.get("/v1/findings", headers=client.key("rights_holder", "studio")).headers["X-Total-Count"] == "1"
 
 
+def test_the_review_queue_pages_newest_first_or_surest_first(make_stack, make_client):
+    """GET /v1/reviews: findings waiting for review, newest first by default; order=severity puts the
+    highest confidence first (ties newest first), and its cursors page in that order only."""
+    stack = make_stack()
+    client = make_client(stack)
+    http, tube = client.http, client.key("platform", "tube")
+    jobs = Service(stack.settings()).jobs
+    start = now() - timedelta(hours=1)
+
+    def scan(minute: int, confidence: float, action: str = "review") -> str:
+        found = {"identity": {"id": "yao", "owner": "nba"}, "category": "impersonation", "action": action,
+                 "confidence": confidence, "similarity": 0.6, "start_s": 0.0, "end_s": 1.0}
+        job, _ = jobs.create("scan", "tube", {"video": f"/srv/q{minute}.mp4", "uploader": "u"})
+        jobs.complete_scan(job, {"verdict": {"action": action}, "gallery_version": 1, "findings": [found]},
+                           [found], webhook=False)
+        with jobs.db.transaction() as s:
+            for row in s.scalars(select(FindingRow).where(FindingRow.scan_id == job.id)):
+                row.created_at = start + timedelta(minutes=minute)
+        return job.id
+
+    ids = {(minute, confidence): scan(minute, confidence) for minute, confidence in
+           ((0, 0.55), (1, 0.9), (2, 0.7), (3, 0.9), (4, 0.6))}
+    scan(5, 0.99, action="block")  # acted on without review: never queued
+
+    def pages_of(**query):
+        seen, cursor = [], None
+        while True:
+            paging = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            answer = http.get("/v1/reviews", headers=tube, params={**query, **paging})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["total"] == 5
+            seen += [i["scan_id"] for i in body["items"]]
+            if not (cursor := body["next_cursor"]):
+                return seen
+
+    by = lambda *keys: [ids[k] for k in keys]  # noqa: E731
+    assert pages_of() == by((4, 0.6), (3, 0.9), (2, 0.7), (1, 0.9), (0, 0.55))
+    assert pages_of(order="severity") == by((3, 0.9), (1, 0.9), (2, 0.7), (4, 0.6), (0, 0.55))
+    newest_cursor = http.get("/v1/reviews", headers=tube, params={"limit": 2}).json()["next_cursor"]
+    answer = http.get("/v1/reviews", headers=tube, params={"order": "severity", "cursor": newest_cursor})
+    assert _error(answer, 400).startswith("cursor:")
+    assert http.get("/v1/reviews", headers=tube, params={"order": "loudest"}).status_code == 422
+
+
 def test_a_failed_scan_with_a_callback_has_its_webhook_pending(make_stack, make_client):
     """Failing a scan with a callback URL makes its scan.failed webhook pending in the same step (the
     sweep re-sends pending webhooks of failed jobs too); without a callback there is none."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import datetime
+from typing import Literal
 
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
@@ -22,7 +24,7 @@ from workers.api.schemas import (DecisionIn, DecisionOut, FindingOut, JobOut, Re
 from workers.data.db import FindingRow, JobRow
 from workers.data.jobs import client_error, new_id
 from workers.data.keys import Principal
-from workers.data.reviews import CONFIRMED, Decision, DecisionRefused
+from workers.data.reviews import CONFIRMED, Decision, DecisionRefused, queue_key
 from workers.scans.evidence import image_path
 from workers.service import Service
 
@@ -81,21 +83,34 @@ def record_decision(svc: Service, celery: Celery, who: Principal, finding_id: in
 
 @router.get("/v1/reviews", response_model=ReviewPage,
             responses={400: {"description": "`cursor` is not one this service handed out."}},
-            summary="Your findings waiting for review (action review, not decided), newest first")
+            summary="Your findings waiting for review (action review, not decided), newest or surest first")
 def review_queue(category: str | None = Query(None, max_length=40, description="impersonation, portrait_rights or "
                                                                                 "ip_character."),
                  uploader: str | None = Query(None, max_length=200, description="Your id of the uploader."),
+                 order: Literal["newest", "severity"] = Query(
+                     "newest", description="newest: newest first. severity: highest confidence first, then newest."),
                  limit: int = Query(50, ge=1, le=200),
-                 cursor: str | None = Query(None, description="The `next_cursor` of the page before."),
+                 cursor: str | None = Query(None, description="The `next_cursor` of the page before (same order)."),
                  who: Principal = Depends(platform), svc: Service = Depends(service)) -> ReviewPage:
     fields.text("category", category)
     fields.text("uploader", uploader)
-    after = pages.decode(cursor, int)
-    items, total = svc.reviews.queue(who.name, category, uploader, after, limit + 1)
+    items, total = svc.reviews.queue(who.name, category, uploader, queue_cursor(cursor, order), limit + 1, order)
     more, items = len(items) > limit, items[:limit]
     out = [ReviewItem(**finding_out(i.finding, None).model_dump(), uploader=i.uploader) for i in items]
-    last = items[-1].finding if more else None
-    return ReviewPage(items=out, total=total, next_cursor=pages.encode(last.created_at, last.id) if last else None)
+    return ReviewPage(items=out, total=total, next_cursor=next_queue_cursor(items[-1].finding, order) if more else None)
+
+
+def queue_cursor(cursor: str | None, order: str) -> tuple[float, datetime, int] | None:
+    """ReviewStore.queue's `after` from a cursor of the same order (400 for any other cursor)."""
+    if order == "severity":
+        return pages.decode_ranked(cursor, int)
+    at = pages.decode(cursor, int)
+    return None if at is None else (0.0, *at)
+
+
+def next_queue_cursor(last: FindingRow, order: str) -> str:
+    rank, at, finding_id = queue_key(last, order)
+    return pages.encode(at, finding_id, rank if order == "severity" else None)
 
 
 @router.get("/v1/scans/{scan_id}/findings", response_model=list[FindingOut],

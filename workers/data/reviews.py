@@ -63,6 +63,14 @@ class QueueItem:
     uploader: str | None
 
 
+QUEUE_ORDERS = ("newest", "severity")
+
+
+def queue_key(finding: FindingRow, order: str) -> tuple[float, datetime, int]:
+    """Where a queue page in `order` ends when `finding` is its last item (ReviewStore.queue's `after`)."""
+    return (finding.confidence if order == "severity" else 0.0), finding.created_at, finding.id
+
+
 def check(decision: str, reason: str, comment: str) -> str:
     """The comment, stripped; DecisionRefused naming the field for anything else."""
     if decision not in (CONFIRMED, DISMISSED):
@@ -142,9 +150,14 @@ class ReviewStore:
         return [_decision(row, hook) for row, hook in rows]
 
     def queue(self, platform: str, category: str | None = None, uploader: str | None = None,
-              after: tuple[datetime, int] | None = None, limit: int = 50) -> tuple[list[QueueItem], int]:
-        """`platform`'s findings waiting for review (action review, no decision), newest first
-        (created_at, then id, descending), from right after `after`; and how many there are in all."""
+              after: tuple[float, datetime, int] | None = None, limit: int = 50,
+              order: str = "newest") -> tuple[list[QueueItem], int]:
+        """`platform`'s findings waiting for review (action review, no decision), from right after `after`
+        (a `queue_key`), and how many there are in all. `order` "newest": created_at, then id, descending;
+        "severity": the finding's confidence first (the surest findings, whose action waits on a
+        reviewer, come first), then newest."""
+        if order not in QUEUE_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(QUEUE_ORDERS)}, not {order!r}")
         decided = select(DecisionRow.id).where(DecisionRow.finding_id == FindingRow.id).exists()
         query = (select(FindingRow, ScanRow.uploader).join(ScanRow, ScanRow.id == FindingRow.scan_id)
                  .join(JobRow, JobRow.id == FindingRow.scan_id)
@@ -156,10 +169,14 @@ class ReviewStore:
         with self.db.session() as s:
             total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
             if after is not None:
-                at, last = after
-                query = query.where((FindingRow.created_at < at) |
-                                    ((FindingRow.created_at == at) & (FindingRow.id < last)))
-            rows = s.execute(query.order_by(FindingRow.created_at.desc(), FindingRow.id.desc()).limit(limit)).all()
+                rank, at, last = after
+                older = (FindingRow.created_at < at) | ((FindingRow.created_at == at) & (FindingRow.id < last))
+                if order == "severity":
+                    older = (FindingRow.confidence < rank) | ((FindingRow.confidence == rank) & older)
+                query = query.where(older)
+            newest = (FindingRow.created_at.desc(), FindingRow.id.desc())
+            sort = (FindingRow.confidence.desc(), *newest) if order == "severity" else newest
+            rows = s.execute(query.order_by(*sort).limit(limit)).all()
         return [QueueItem(finding, who) for finding, who in rows], total
 
     def dismissed_lookalikes(self, owner: str, limit: int = 200) -> list[Decision]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from workers.api import fields, pages
+from workers.api import fields
 from workers.api.console import views
 from workers.api.console.render import page, redirect
 from workers.api.console.session import Viewer, check_csrf, require_role, viewer
-from workers.api.reviews import record_decision, reference_from_finding, visible_finding
+from workers.api.reviews import (next_queue_cursor, queue_cursor, record_decision, reference_from_finding,
+                                 visible_finding)
 from workers.scans.server_paths import without_server_paths
-from workers.data.reviews import CONFIRMED, DISMISSED, REASONS
+from workers.data.reviews import CONFIRMED, DISMISSED, QUEUE_ORDERS, REASONS
 from workers.scans.evidence import MAX_IMAGES, image_path
 
 router = APIRouter()
@@ -23,19 +24,21 @@ FindingId = Path(ge=1, lt=2**31)
 @router.get("/console/queue", include_in_schema=False)
 def queue(request: Request, category: str | None = Query(None, max_length=40),
           uploader: str | None = Query(None, max_length=200), cursor: str | None = Query(None, max_length=500),
-          who: Viewer = Depends(viewer)) -> Response:
+          order: str = Query("severity", max_length=20), who: Viewer = Depends(viewer)) -> Response:
     require_role(who, "platform")
     category = category or None
     uploader = (uploader or "").strip() or None
     fields.text("uploader", uploader)
     if category is not None and category not in CATEGORIES:
         raise HTTPException(400, f"category must be one of {', '.join(CATEGORIES)}")
+    if order not in QUEUE_ORDERS:
+        raise HTTPException(400, f"order must be one of {', '.join(QUEUE_ORDERS)}")
     svc = request.app.state.service
-    items, total = svc.reviews.queue(who.name, category, uploader, pages.decode(cursor, int), PAGE + 1)
+    items, total = svc.reviews.queue(who.name, category, uploader, queue_cursor(cursor, order), PAGE + 1, order)
     more, items = len(items) > PAGE, items[:PAGE]
-    next_cursor = pages.encode(items[-1].finding.created_at, items[-1].finding.id) if more else None
+    next_cursor = next_queue_cursor(items[-1].finding, order) if more else None
     return page(request, "queue.html", who, items=items, total=total, next_cursor=next_cursor, category=category,
-                uploader=uploader, categories=CATEGORIES)
+                uploader=uploader, categories=CATEGORIES, order=order, orders=QUEUE_ORDERS)
 
 
 def _finding(request: Request, who: Viewer, finding_id: int, error: str | None = None, status: int = 200) -> Response:
