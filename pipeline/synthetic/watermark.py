@@ -34,6 +34,9 @@ SCALE = 36.0
 BLOCK = 4
 HAAR_TAP = 0.7071067811865476  # pywt.Wavelet('haar').dec_lo[0]
 MIN_PIXELS = 256 * 256  # imwatermark refuses smaller images; so do we, too few blocks per bit
+# Detection reads at most a 1080p frame's worth of blocks: a larger frame's middle band of whole rows,
+# whose blocks keep their places in the embedding order (a 4K frame costs a quarter, ~1000 votes per bit).
+MAX_READ_PIXELS = 1920 * 1088
 
 # Chance that one unmarked frame matches one payload in one decode variant. At 1e-8 a frame must
 # agree on 31/32 bits (SDV2), 43/48 (SDXL) or 101/136 (StableDiffusionV1); a scan of 35 keyframes
@@ -119,16 +122,25 @@ def _peak_index(blocks: np.ndarray) -> np.ndarray:
     return np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
 
 
-def _block_bits(bgr: np.ndarray, variant: DecodeVariant) -> np.ndarray:
-    """One hard bit per block, in embedding order."""
+def _block_bits(bgr: np.ndarray, variant: DecodeVariant, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """One hard bit per block, in embedding order, and the embedding index of the first. With
+    `max_pixels`, a larger frame is read in its middle band of whole block rows (8 pixel rows each)."""
+    first = 0
+    height, width = bgr.shape[:2]
+    if max_pixels is not None and height * width > max_pixels:
+        band = max(2 * BLOCK * 2, max_pixels // width // (2 * BLOCK) * (2 * BLOCK))
+        start = (height // 4 * 4 - band) // 2 // (2 * BLOCK) * (2 * BLOCK)
+        first = start // (2 * BLOCK) * ((width // 4 * 4) // 2 // BLOCK)  # whole block rows above the band
+        bgr = bgr[start:start + band]
     blocks = _blocks(_u_band(bgr, variant))
     peak = np.abs(blocks[np.arange(len(blocks)), _peak_index(blocks)])
-    return (peak % SCALE) > 0.5 * SCALE
+    return (peak % SCALE) > 0.5 * SCALE, first
 
 
-def _vote(block_bits: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per payload bit: how many blocks read 1, and how many blocks carry it."""
-    slot = np.arange(len(block_bits)) % n_bits
+def _vote(block_bits: np.ndarray, n_bits: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per payload bit: how many blocks read 1, and how many blocks carry it; `first`: the embedding
+    index of the first block."""
+    slot = (first + np.arange(len(block_bits))) % n_bits
     ones = np.bincount(slot, weights=block_bits, minlength=n_bits)
     return ones, np.bincount(slot, minlength=n_bits).astype(np.float64)
 
@@ -150,7 +162,8 @@ def _check_size(bgr: np.ndarray) -> None:
 def decode_dwtdct_bits(bgr: np.ndarray, n_bits: int, variant: DecodeVariant = DecodeVariant()) -> np.ndarray:
     """Raw bits as imwatermark's ``WatermarkDecoder('bits', n_bits).decode(bgr, 'dwtDct')`` reads them."""
     _check_size(bgr)
-    return _majority(*_vote(_block_bits(bgr, variant), n_bits))
+    block_bits, first = _block_bits(bgr, variant)
+    return _majority(*_vote(block_bits, n_bits, first))
 
 
 def embed_dwtdct(bgr: np.ndarray, bits: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -208,9 +221,9 @@ def detect_watermark(frames: Sequence[np.ndarray], payloads: Sequence[Payload] =
     for frame in usable:
         agree = np.zeros(len(payloads), dtype=int)
         for variant in VARIANTS:
-            block_bits = _block_bits(frame, variant)
+            block_bits, first = _block_bits(frame, variant, MAX_READ_PIXELS)
             for i, payload in enumerate(payloads):
-                bits = _majority(*_vote(block_bits, len(payload.bits)))
+                bits = _majority(*_vote(block_bits, len(payload.bits), first))
                 agree[i] = max(agree[i], int(np.sum(bits == payload.bits)))
         best = np.maximum(best, agree)
         matched += agree >= needed

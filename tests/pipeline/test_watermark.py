@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import pywt
 
-from pipeline.synthetic.watermark import (KNOWN_PAYLOADS, Payload, WatermarkHit, _haar_approx, bytes_to_bits,
-    decode_dwtdct_bits, detect_watermark, embed_dwtdct, min_matching_bits)
+from pipeline.synthetic.watermark import (KNOWN_PAYLOADS, MAX_READ_PIXELS, VARIANTS, Payload, WatermarkHit,
+    _block_bits, _haar_approx, bytes_to_bits, decode_dwtdct_bits, detect_watermark, embed_dwtdct,
+    min_matching_bits)
 from samples.photos import package_photo
 
 PAYLOADS = {p.name: p for p in KNOWN_PAYLOADS}
@@ -163,6 +164,20 @@ def test_unmarked_photos_and_videos_do_not_match(photos, tmp_path):
         assert detect_watermark([image]) is None, name
         decoded = through_h264(pan(image, CLIP_FRAMES, CLIP_SIZE), tmp_path / f"{name}.mp4", crf=18)
         assert detect_watermark(decoded) is None, name
+
+
+def test_a_4k_frame_is_read_in_its_middle_band_with_the_same_bits(photos):
+    """Above a 1080p frame's size only the middle band of whole block rows is read, its blocks in their
+    embedding order: a marked 4K frame reads back every payload exactly, from a quarter of its blocks."""
+    frame = cv2.resize(photos["astronaut.png"], (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    for payload in KNOWN_PAYLOADS:
+        marked = mark(frame, payload, "uint8")
+        band, first = _block_bits(marked, VARIANTS[0], MAX_READ_PIXELS)
+        whole, _ = _block_bits(marked, VARIANTS[0])
+        assert first > 0 and len(band) <= len(whole) // 3
+        assert np.array_equal(band, whole[first:first + len(band)])
+        hit = detect_watermark([marked])
+        assert hit is not None and hit.payload_name == payload.name and hit.bit_accuracy == 1.0, payload.name
 
 
 def test_small_frames_are_skipped_and_refused():
