@@ -50,6 +50,8 @@ def test_decide_a_finding_through_the_api(console_stack):
     assert nul.status_code == 400 and "control" in nul.json()["error"]["reason"]
     assert tube.post(f"/v1/findings/{finding_id}/decision", json={**body, "comment": ""}).status_code == 422
     assert tube.get(f"/v1/findings/{finding_id}/decisions").json() == []
+    (undecided,) = tube.get(f"/v1/scans/{item['scan_id']}/report").json()["findings"]
+    assert (undecided["finding_id"], undecided["decision"], undecided["action"]) == (finding_id, None, "review")
 
     decided = tube.post(f"/v1/findings/{finding_id}/decision", json=body)
     assert decided.status_code == 201, decided.text
@@ -58,6 +60,11 @@ def test_decide_a_finding_through_the_api(console_stack):
         ("dismissed", "not_this_person", "tube")
     assert decision["webhook"]["status"] in ("pending", "delivered")
     assert all(i["id"] != finding_id for i in tube.get("/v1/reviews").json()["items"])  # out of the queue
+    # The served report carries the human outcome next to the machine's action, which stays as decided.
+    (reported,) = tube.get(f"/v1/scans/{item['scan_id']}/report").json()["findings"]
+    assert reported["action"] == "review" and reported["finding_id"] == finding_id
+    assert (reported["decision"]["id"], reported["decision"]["decision"], reported["decision"]["reason"]) == \
+        (decision["id"], "dismissed", "not_this_person")
 
     # The webhook: finding.decided, signed over its timestamp and body, its decision as the event id.
     calls = wait_for(lambda: [c for c in env.hooks.calls if c["event"]["event"] == "finding.decided"

@@ -18,6 +18,7 @@ from workers.scans import retention
 from workers.api import fields, pages
 from workers.api.deps import require, sender, service
 from workers.api.jobs import job_out, own_job, publish, scrub
+from workers.api.reviews import decision_out
 from workers.data.keys import SEPARATOR, Principal
 from workers.scans.evidence import MAX_IMAGES, image_path
 from workers.scans.server_paths import without_server_paths
@@ -202,7 +203,21 @@ def get_report(scan_id: str = ScanId, who: Principal = Depends(platform), svc: S
     if report is None:
         raise HTTPException(409, f"scan not finished (status {job.status})")
     # Stored since server_paths.without_server_paths runs before storing; older reports still hold paths.
-    return without_server_paths(report, job.params, svc.media_root)
+    return with_decisions(without_server_paths(report, job.params, svc.media_root), scan_id, svc)
+
+
+def with_decisions(report: dict, scan_id: str, svc: Service) -> dict:
+    """Each finding of the served report with its `finding_id` (what POST /v1/findings/{id}/decision
+    takes) and its current reviewer `decision` (null while undecided): the human outcome next to the
+    machine's action, which the stored report keeps as it was decided."""
+    rows = {row.identity_id: row.id for row in svc.jobs.findings_of_scan(scan_id)}
+    latest = svc.reviews.latest(list(rows.values()))
+    for finding in report.get("findings", []):
+        finding_id = rows.get(finding.get("identity", {}).get("id"))
+        decided = latest.get(finding_id) if finding_id is not None else None
+        finding["finding_id"] = finding_id
+        finding["decision"] = None if decided is None else decision_out(decided).model_dump(mode="json")
+    return report
 
 
 @router.delete("/v1/scans/{scan_id}", status_code=204, response_class=Response,
