@@ -193,6 +193,22 @@ def test_review_and_rights_holder_flows(console_stack, browser):
     studio.click("text=Open the likeness")
     expect(studio.locator("dl.facts")).to_contain_text("1")
 
+    # A character, played by the owner's registered person: registered from the console too.
+    nba.goto(f"{url}/console/likenesses/new")
+    nba.fill("#name", "The Great Wall")
+    nba.select_option("#kind", "character")
+    nba.select_option("#played_by", label="Yao Ming")
+    nba.set_input_files("#files", [str(package_photo("yaoming.jpg"))])
+    nba.click("main form button[type=submit]")
+    expect(nba).to_have_url(re.compile(r".*/console/registrations/[0-9a-f]+$"))
+    expect(nba.locator("#status")).to_have_text("done", timeout=120_000)
+    expect(nba.locator(".references")).to_contain_text("yaoming.jpg")
+    nba.click("text=Open the likeness")
+    expect(nba.locator("dl.facts")).to_contain_text("character")
+    gallery = GalleryStore.open(env.stack.database_url)
+    (character,) = [info for info, _ in gallery.identities("nba") if info.name == "The Great Wall"]
+    assert character.kind == "character" and gallery.cast_names(character.id) == {"Yao Ming"}
+
     # Signing out ends the session; so does revoking the key behind one.
     tube.goto(f"{url}/console/queue")
     tube.click("text=Sign out")

@@ -41,13 +41,22 @@ def likenesses(request: Request, who: Viewer = Depends(viewer)) -> Response:
 @router.get("/console/likenesses/new", include_in_schema=False)
 def register_form(request: Request, who: Viewer = Depends(viewer)) -> Response:
     require_role(who, "rights_holder")
-    return page(request, "register.html", who, policies=POLICIES, default_policy=DEFAULT_POLICY.value)
+    return _register_page(request, who)
+
+
+def _register_page(request: Request, who: Viewer, status: int = 200, **shown) -> Response:
+    """The registration form; `people`: the owner's registered people, who may play a character."""
+    people = [info for info, _ in request.app.state.service.gallery_store.identities(who.name) if info.kind == "person"]
+    shown = {"policies": POLICIES, "default_policy": DEFAULT_POLICY.value, "kind": "person", "played_by": [],
+             **shown}
+    return page(request, "register.html", who, status=status, people=people, **shown)
 
 
 @router.post("/console/likenesses/new", include_in_schema=False)
 def register_likeness(request: Request, name: str = Form("", max_length=200),
                       policy: str = Form(DEFAULT_POLICY.value, max_length=40),
                       largest: bool = Form(False), uploaders: str = Form("", max_length=20_000),
+                      kind: str = Form("person", max_length=20), played_by: list[str] = Form([]),
                       files: list[UploadFile] = File(default_factory=list),
                       csrf_token: str = Form("", max_length=100), who: Viewer = Depends(viewer)) -> Response:
     """Through the API's own registration (the same checks, staging and enrollment job)."""
@@ -59,9 +68,10 @@ def register_likeness(request: Request, name: str = Form("", max_length=200),
     problem = problem or (None if files else "add at least one photo or clip")
     if problem is None:
         try:
-            job = register(name=name.strip(), files=files, kind="person", policy=policy,
+            job = register(name=name.strip(), files=files, kind=kind, policy=policy,
                            authorized_uploaders=[u.strip() for u in uploaders.splitlines() if u.strip()],
-                           match_threshold=None, face="largest" if largest else None, played_by=[],
+                           match_threshold=None, face="largest" if largest else None,
+                           played_by=played_by if kind == "character" else [],
                            idempotency_key=None, who=who.principal, svc=svc, celery=request.app.state.sender)
         except HTTPException as exc:
             problem = str(exc.detail)
@@ -69,8 +79,8 @@ def register_likeness(request: Request, name: str = Form("", max_length=200),
             problem = exc.reason
         else:
             return redirect(f"/console/registrations/{job.job_id}")
-    return page(request, "register.html", who, status=400, error=problem, policies=POLICIES, default_policy=policy,
-                name=name, uploaders=uploaders)
+    return _register_page(request, who, status=400, error=problem, default_policy=policy, name=name,
+                          uploaders=uploaders, kind=kind, played_by=played_by)
 
 
 @router.get("/console/registrations/{job_id}", include_in_schema=False)
