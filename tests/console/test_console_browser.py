@@ -94,6 +94,11 @@ def test_review_and_rights_holder_flows(console_stack, browser):
     expect(tube.locator("dl.facts").first).to_contain_text("interview.mp4")
     expect(tube.locator("#appearances tbody tr")).to_have_count(1)
     expect(tube.locator("#signals tbody tr").first).to_be_visible()
+    # The uploader as an account (GET /v1/uploaders/{id}): one scan kept, no recommendation yet.
+    account = tube.request.get(f"{url}/v1/uploaders/user-17", headers={"X-API-Key": env.keys["tube"]}).json()
+    expect(tube.locator("#account h2")).to_contain_text("user-17")
+    expect(tube.locator("#recommendation")).to_have_text(account["recommendation"]["action"].replace("_", " "))
+    assert account["recent"]["scans"] == 1 and account["recent"]["portrait_rights"] == 1
     assert _images_loaded(tube) >= 1
     _shot(tube, "finding")
 

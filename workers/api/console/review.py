@@ -13,6 +13,7 @@ from workers.api.reviews import (next_queue_cursor, queue_cursor, record_decisio
                                  visible_finding)
 from workers.scans.server_paths import without_server_paths
 from workers.data.reviews import CONFIRMED, DISMISSED, QUEUE_ORDERS, REASONS
+from workers.scans import accounts
 from workers.scans.evidence import MAX_IMAGES, image_path
 
 router = APIRouter()
@@ -44,9 +45,12 @@ def queue(request: Request, category: str | None = Query(None, max_length=40),
 def _finding(request: Request, who: Viewer, finding_id: int, error: str | None = None, status: int = 200) -> Response:
     svc = request.app.state.service
     finding, job = visible_finding(finding_id, who.principal, svc)
+    account = None
     if who.role == "platform":
         report = without_server_paths(svc.jobs.report(finding.scan_id) or {}, job.params or {}, svc.media_root)
         view = views.for_platform(finding, report, job.params or {})
+        if view.uploader:  # the uploader as an account: what GET /v1/uploaders/{id} gives
+            account = accounts.history(svc, who.name, view.uploader, svc.settings.ladder)
     else:
         view = views.for_owner(finding)
     history = svc.reviews.history(finding.id)
@@ -54,7 +58,7 @@ def _finding(request: Request, who: Viewer, finding_id: int, error: str | None =
                for d in (CONFIRMED, DISMISSED)}
     return page(request, "finding.html", who, status=status, view=view, history=history,
                 current=history[-1] if history else None, reasons=reasons, error=error,
-                decided=request.query_params.get("decided") == "1")
+                decided=request.query_params.get("decided") == "1", account=account)
 
 
 @router.get("/console/findings/{finding_id}", include_in_schema=False)
