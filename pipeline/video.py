@@ -83,7 +83,8 @@ def probe(path: Path, config: SamplingConfig) -> VideoInfo:
                 f"{path}: duration {duration:.0f} s exceeds the supported maximum of {config.max_duration_s:.0f} s")
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         return VideoInfo(path=path, duration_s=duration, fps=fps, width=width, height=height,
-                         rotation=rotation, codec=stream.codec_context.name, frame_count=int(stream.frames or 0),
+                         rotation=rotation, codec=stream.codec_context.codec.canonical_name,  # "av1", not "libdav1d"
+                         frame_count=int(stream.frames or 0),
                          has_audio=bool(container.streams.audio))
     finally:
         container.close()

@@ -118,6 +118,23 @@ def encode_video(
     return Path(path)
 
 
+def transcode(source: Path, target: Path, codec: str, pix_fmt: str = "yuv420p",
+              options: dict[str, str] | None = None) -> Path:
+    """Re-encode every frame of ``source`` with encoder ``codec`` into ``target`` (its container from
+    the suffix: .mp4, .webm, .mkv, .avi), as a platform or a phone would store the same video."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        video = src.streams.video[0]
+        stream = out.add_stream(codec, rate=video.average_rate, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = video.codec_context.width, video.codec_context.height, pix_fmt
+        for index, decoded in enumerate(src.decode(video)):  # fresh frames: encoders refuse the decoder's own
+            frame = av.VideoFrame.from_ndarray(decoded.to_ndarray(format="bgr24"), format="bgr24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return Path(target)
+
+
 def _add_h264_stream(
     container: av.container.OutputContainer,
     stored: tuple[int, int],
