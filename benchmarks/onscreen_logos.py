@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.onscreen.logos import MIN_PX, Logo, LogoHit, LogoMatcher, load_library, small_grey
+from pipeline.onscreen.logos import MIN_PX, Logo, LogoHit, LogoMatcher, load_library, scaled_mask, small_grey
 from pipeline.onscreen.logos import SIZES as SEARCH_SIZES
 from pipeline.onscreen.marks import OnScreenFinding
 from pipeline.synthetic.onscreen import OnScreenConfig
@@ -217,11 +217,7 @@ class GradientMatcher(LogoMatcher):
         """The template's x and y gradient spectra (packed) at the padded ``shape``, its norm and size."""
         key = (logo.name, px, *shape)
         if key not in self._spectra:
-            h, w = logo.mask.shape
-            scale = px / max(h, w)
-            mask = cv2.resize(logo.mask, (max(1, round(w * scale)), max(1, round(h * scale))),
-                              interpolation=cv2.INTER_AREA)
-            mask = cv2.copyMakeBorder(mask, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0.0)
+            mask = cv2.copyMakeBorder(scaled_mask(logo, px), PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0.0)
             gx, gy = cv2.split(_gradients(cv2.GaussianBlur(mask * 255, (0, 0), SIGMA)))
             th, tw = mask.shape
             norm = float(np.sqrt((gx ** 2 + gy ** 2).sum()))

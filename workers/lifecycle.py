@@ -13,7 +13,6 @@ from workers import dispatch
 from workers.data import migrate
 from workers.app import app, settings
 from workers.recovery import sweep
-from workers.scans.server_paths import uploads_named
 from workers.service import context
 
 log = logging.getLogger(__name__)
@@ -37,9 +36,6 @@ def fail_job(job_id: str, reason: str) -> bool:
     """Fail an active job and, for a scan with a callback URL, send its `scan.failed` webhook (if
     the broker is away, the sweep sends it: the webhook is pending in the database)."""
     jobs = context().jobs
-    job = jobs.get(job_id)
-    if job is not None:  # the upload as the platform named it, not as it is stored
-        reason = uploads_named(reason, job.params or {})
     if not jobs.fail(job_id, reason):
         return False
     job = jobs.get(job_id)

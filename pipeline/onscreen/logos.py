@@ -88,11 +88,7 @@ class LogoMatcher:
         """The logo's alpha scaled to ``px`` on its long side, 0..255."""
         key = (logo.name, px)
         if key not in self._templates:
-            h, w = logo.mask.shape
-            scale = px / max(h, w)
-            mask = cv2.resize(logo.mask, (max(1, round(w * scale)), max(1, round(h * scale))),
-                              interpolation=cv2.INTER_AREA)
-            self._templates[key] = mask * 255
+            self._templates[key] = scaled_mask(logo, px) * 255
         return self._templates[key]
 
     def scan(self, frame: np.ndarray, index: int = 0, t_s: float | None = None) -> list[LogoHit]:
@@ -146,6 +142,13 @@ class LogoMatcher:
             findings += [OnScreenFinding("mark", logo.generator, f"logo:{logo.name}", f"[{logo.name} logo]",
                                          round(h.score, 3), h.box, h.frame, h.frame_size, h.t_s) for h in counted]
         return findings
+
+
+def scaled_mask(logo: Logo, px: int) -> np.ndarray:
+    """The logo's alpha (0..1) scaled to ``px`` on its long side."""
+    h, w = logo.mask.shape
+    scale = px / max(h, w)
+    return cv2.resize(logo.mask, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def small_grey(frame: np.ndarray, side: int, index: int = 0) -> np.ndarray | None:

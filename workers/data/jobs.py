@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from workers.data.db import Database, FindingRow, JobRow, ScanRow, SegmentRow, now
 from workers.scans.evidence import unavailable
 from workers.scans.segments import Segment
+from workers.scans.server_paths import uploads_named
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
@@ -114,11 +115,12 @@ class JobStore:
         """Mark an active job failed; False when it had already finished. The stored error is the
         client's (`client_error`); the full reason goes to the log. A scan with a callback URL gets
         its webhook (`scan.failed`) pending, in the same transaction."""
-        shown = client_error(reason)
-        if shown != reason:
-            log.warning("job %s failed: %s", job_id, reason)
         with self.db.transaction() as s:
             job = s.get(JobRow, job_id)
+            # the upload as the platform named it, not as it is stored; then no server path at all
+            shown = client_error(uploads_named(reason, job.params or {}) if job is not None else reason)
+            if shown != reason:
+                log.warning("job %s failed: %s", job_id, reason)
             values: dict[str, Any] = {"status": "failed", "error": shown[:2000], "updated_at": now(),
                                       "finished_at": now()}
             if job is not None and job.kind == "scan" and (job.params or {}).get("callback_url"):
