@@ -24,7 +24,7 @@ from workers.api.schemas import (DecisionIn, DecisionOut, FindingOut, JobOut, Re
 from workers.data.db import FindingRow, JobRow
 from workers.data.jobs import client_error, new_id
 from workers.data.keys import Principal
-from workers.data.reviews import CONFIRMED, Decision, DecisionRefused, queue_key
+from workers.data.reviews import CONFIRMED, Decision, DecisionRefused
 from workers.scans.evidence import image_path
 from workers.service import Service
 
@@ -109,8 +109,7 @@ def queue_cursor(cursor: str | None, order: str) -> tuple[float, datetime, int] 
 
 
 def next_queue_cursor(last: FindingRow, order: str) -> str:
-    rank, at, finding_id = queue_key(last, order)
-    return pages.encode(at, finding_id, rank if order == "severity" else None)
+    return pages.encode(last.created_at, last.id, last.confidence if order == "severity" else None)
 
 
 @router.get("/v1/scans/{scan_id}/findings", response_model=list[FindingOut],

@@ -66,11 +66,6 @@ class QueueItem:
 QUEUE_ORDERS = ("newest", "severity")
 
 
-def queue_key(finding: FindingRow, order: str) -> tuple[float, datetime, int]:
-    """Where a queue page in `order` ends when `finding` is its last item (ReviewStore.queue's `after`)."""
-    return (finding.confidence if order == "severity" else 0.0), finding.created_at, finding.id
-
-
 def check(decision: str, reason: str, comment: str) -> str:
     """The comment, stripped; DecisionRefused naming the field for anything else."""
     if decision not in (CONFIRMED, DISMISSED):
@@ -153,9 +148,9 @@ class ReviewStore:
               after: tuple[float, datetime, int] | None = None, limit: int = 50,
               order: str = "newest") -> tuple[list[QueueItem], int]:
         """`platform`'s findings waiting for review (action review, no decision), from right after `after`
-        (a `queue_key`), and how many there are in all. `order` "newest": created_at, then id, descending;
-        "severity": the finding's confidence first (the surest findings, whose action waits on a
-        reviewer, come first), then newest."""
+        (the previous page's last confidence, created_at and id), and how many there are in all.
+        `order` "newest": created_at, then id, descending; "severity": the finding's confidence first
+        (the surest findings, whose action waits on a reviewer, come first), then newest."""
         if order not in QUEUE_ORDERS:
             raise ValueError(f"order must be one of {', '.join(QUEUE_ORDERS)}, not {order!r}")
         decided = select(DecisionRow.id).where(DecisionRow.finding_id == FindingRow.id).exists()
