@@ -216,32 +216,40 @@ class ClipImageEmbedder:
 
 
 def exact_native_or_rewritten(model: onnx.ModelProto, providers: Sequence[str]) -> ClipImageEmbedder:
-    """The int8 tower on this machine's own integer kernels when they compute exactly what
-    `exact_integer_matmuls` computes, else on that rewrite. Decided at load on two fixed pictures (noise
-    and a chequered gradient, whose large activations make non-exact kernels disagree at once): with
-    VNNI (AVX-512 or AVX) the native kernels gave the same embeddings to the last bit on an AMD EPYC
-    and cost 0.07 instead of 0.19 CPU s a picture; on AVX2 alone they saturate."""
-    native = ClipImageEmbedder(_session(model, providers), batch_invariant=False, integer_kernels="native")
-    exact = ClipImageEmbedder(_session(exact_integer_matmuls(model), providers), batch_invariant=False,
-                              integer_kernels="exact")
-    pictures = _kernel_test_pictures()
+    """The int8 tower on this machine's own integer kernels when they compute u8 x s8 products
+    exactly (`native_products_exact`), else on `exact_integer_matmuls`' rewrite: the same numbers
+    either way. With VNNI (AVX-512 or AVX) the native kernels gave the rewrite's embeddings to the
+    last bit on an AMD EPYC and cost 0.07 instead of 0.19 CPU s a picture; on AVX2 alone they saturate."""
+    native = native_products_exact(providers)
+    log.info("CLIP int8 tower on %s integer kernels", "native" if native else "exact (rewritten)")
+    if native:
+        return ClipImageEmbedder(_session(model, providers), batch_invariant=False, integer_kernels="native")
+    return ClipImageEmbedder(_session(exact_integer_matmuls(model), providers), batch_invariant=False,
+                             integer_kernels="exact")
+
+
+def native_products_exact(providers: Sequence[str]) -> bool:
+    """Whether onnxruntime's MatMulInteger is exact here, checked on one product of the tower's shape
+    (197 x 768 by 768 x 768) with full-range values, which kernels that saturate pairs of products at
+    int16 (x86 without VNNI) get far wrong."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (197, 768), dtype=np.uint8)
+    b = rng.integers(-128, 128, (768, 768), dtype=np.int8)
+    a_zero, b_zero = np.uint8(120), np.int8(3)
+    weights = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(a_zero), "a_zero"),
+               numpy_helper.from_array(np.array(b_zero), "b_zero")]
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMulInteger", ["a", "b", "a_zero", "b_zero"], ["y"])], "integer_kernel_check",
+        [onnx.helper.make_tensor_value_info("a", onnx.TensorProto.UINT8, list(a.shape))],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.INT32, [a.shape[0], b.shape[1]])], weights)
+    check = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)], ir_version=8)
     try:
-        agree = float(np.abs(native.embed(pictures) - exact.embed(pictures)).max()) <= KERNEL_TOLERANCE
+        got = _session(check, providers).run(None, {"a": a})[0]
     except Exception as exc:  # a provider that cannot run MatMulInteger at all
-        log.info("CLIP int8 tower: native integer kernels unusable here (%s); exact rewrite", exc)
-        agree = False
-    log.info("CLIP int8 tower on %s integer kernels", "native" if agree else "exact")
-    return native if agree else exact
-
-
-KERNEL_TOLERANCE = 1e-5  # on unit vectors; saturating kernels are off by ~0.1 and more
-
-
-def _kernel_test_pictures() -> list[np.ndarray]:
-    noise = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    y, x = np.mgrid[0:224, 0:224]
-    chequered = np.stack([x, y, ((x // 16 + y // 16) % 2) * 255], axis=-1).astype(np.uint8)
-    return [noise, chequered]
+        log.info("native integer kernels unusable here: %s", exc)
+        return False
+    want = (a.astype(np.int32) - int(a_zero)) @ (b.astype(np.int32) - int(b_zero))
+    return bool(np.array_equal(got, want))
 
 
 def _session(model: onnx.ModelProto, providers: Sequence[str]) -> ort.InferenceSession:

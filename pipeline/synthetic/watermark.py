@@ -128,9 +128,10 @@ def _block_bits(bgr: np.ndarray, variant: DecodeVariant, max_pixels: int | None 
     first = 0
     height, width = bgr.shape[:2]
     if max_pixels is not None and height * width > max_pixels:
-        band = max(2 * BLOCK * 2, max_pixels // width // (2 * BLOCK) * (2 * BLOCK))
-        start = (height // 4 * 4 - band) // 2 // (2 * BLOCK) * (2 * BLOCK)
-        first = start // (2 * BLOCK) * ((width // 4 * 4) // 2 // BLOCK)  # whole block rows above the band
+        row = 2 * BLOCK  # pixel rows per block row: the Haar band halves the picture
+        band = max(2 * row, max_pixels // width // row * row)
+        start = (height // 4 * 4 - band) // 2 // row * row
+        first = start // row * ((width // 4 * 4) // 2 // BLOCK)  # the blocks of the rows above the band
         bgr = bgr[start:start + band]
     blocks = _blocks(_u_band(bgr, variant))
     peak = np.abs(blocks[np.arange(len(blocks)), _peak_index(blocks)])
