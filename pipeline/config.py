@@ -38,6 +38,14 @@ class SamplingConfig(BaseModel):
         "coarse samples (a face appears, leaves or moves). Saves detection and embedding on static shots "
         "and faceless stretches. Equal to or below `interval_s`, or 0: every sample is analysed.",
     )
+    unchanged_max_step: int = Field(
+        24, ge=0, le=255,
+        description="Coarse to fine: a coarse sample whose picture has not changed since the last one run "
+        "through the detector (no point of a ~256x144 luma grid moved by more than this many levels) keeps "
+        "that sample's faces instead of detecting them again: slides, title cards, still shots. Measured "
+        "1 s apart: real footage of people moves at least 3 points (usually thousands) by more; a still "
+        "picture through H.264 moves none. 0: every coarse sample is detected.",
+    )
     max_pixels: int = Field(
         4096 * 4096, gt=0,
         description="Frames larger than this (width*height) are refused as unsupported input.",
@@ -50,8 +58,9 @@ class SamplingConfig(BaseModel):
 class DetectionConfig(BaseModel):
     input_size: int = Field(
         640, ge=160, le=1920, multiple_of=32,
-        description="Square detector input. 640 finds faces down to ~20 px in 1080p; larger "
-        "finds smaller faces at quadratic cost.",
+        description="Long side of the detector input (the short side follows the picture's aspect, "
+        "rounded up to 32). 640 finds faces down to ~20 px in 1080p; larger finds smaller faces at "
+        "quadratic cost.",
     )
     score_threshold: float = Field(0.5, ge=0.05, le=0.99, description="SCRFD detection score floor.")
     embed_batch_size: int = Field(32, ge=1, le=512, description="Aligned faces per ArcFace call.")

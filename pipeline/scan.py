@@ -25,7 +25,7 @@ from pipeline.faces.quality import assess
 from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
 from pipeline.faces.tracking import FaceTracker, same_faces
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
-from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
+from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames, unchanged
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
 
@@ -145,7 +145,15 @@ class Scanner:
         coarse = _CoarseToFine(self.config)
         sampled = _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch)
         for frame, between in coarse.steps(sampled):
-            faces = self._faces(frame, watch, dropped, tracker) if frame is not None else []
+            faces: list[FaceObservation] = []
+            if frame is not None:
+                repeated = coarse.repeated(frame)
+                if repeated is None:
+                    faces = self._faces(frame, watch, dropped, tracker)
+                    coarse.detected(frame)
+                else:
+                    faces = repeated
+                    stats.unchanged += 1
             if coarse.refine(faces, frame is None):
                 for held in between:
                     analyse(held, self._faces(held, watch, dropped, tracker))
@@ -288,6 +296,8 @@ class _CoarseToFine:
         self._enabled = self._every > config.sampling.interval_s + 1e-6
         self._tracking = config.tracking
         self._next_coarse = -float("inf")
+        self._max_step = config.sampling.unchanged_max_step
+        self._detected_luma: np.ndarray | None = None  # of the last coarse sample the detector saw
         self.previous: list[FaceObservation] = []  # faces of the last coarse sample analysed
 
     def steps(self, sampled: Iterator[Frame]) -> Iterator[tuple[Frame | None, list[Frame]]]:
@@ -308,6 +318,18 @@ class _CoarseToFine:
             held = []
         if held:
             yield None, held
+
+    def repeated(self, frame: Frame) -> list[FaceObservation] | None:
+        """The last coarse sample's faces moved to `frame` when its picture has not changed since the last
+        coarse sample the detector saw (`unchanged`: slides, title cards, still shots); None when `frame`
+        must be detected. A cut's sample is always detected."""
+        if not self._enabled or frame.reason == "scene_cut" or \
+                not unchanged(self._detected_luma, frame.luma, self._max_step):
+            return None
+        return [replace(face, t_s=frame.t_s, frame_index=frame.index, crop=None) for face in self.previous]
+
+    def detected(self, frame: Frame) -> None:
+        self._detected_luma = frame.luma
 
     def refine(self, faces: list[FaceObservation], at_end: bool) -> bool:
         """Whether the held frames before `faces`' frame must be analysed (at the end: whether any face

@@ -2,6 +2,7 @@
 scan that skips them finds the same people over the same spans as one that analyses every sample."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -126,3 +127,42 @@ def test_coarse_samples_lie_on_a_grid_and_cuts_are_always_coarse(coarse, expecte
               for i, t in enumerate(times)]
     steps = _CoarseToFine(ScanConfig(sampling=SamplingConfig(coarse_interval_s=coarse))).steps(iter(frames))
     assert [(f.t_s if f else None, [h.t_s for h in held]) for f, held in steps] == expected
+
+
+def _slide() -> np.ndarray:
+    slide = np.full((720, 1280, 3), (235, 238, 240), np.uint8)
+    for line in range(5):
+        cv2.putText(slide, f"- point {line + 1}: a sentence of text", (80, 120 + 90 * line), cv2.FONT_HERSHEY_SIMPLEX,
+                    1.3, (50, 50, 50), 3, cv2.LINE_AA)
+    return slide
+
+
+def test_a_still_picture_is_detected_once_and_a_small_face_entering_it_is_not_missed(tmp_path, detector, embedder,
+                                                                                      photo):
+    """A slide held for 8.4 s; from 3.3 to 6.3 s a small face (a box of about 45x56 px, no cut) sits in its corner.
+    The unchanged coarse samples keep the faces detected before them; the face's appearance changes the
+    picture, so it is detected and its track spans what analysing every sample finds."""
+    face_photo = photo("yaoming.jpg")
+    box = detector.detect(face_photo)[0].bbox
+    side = float(box[3] - box[1])
+    x1, y1 = int(box[0] - side * 0.4), int(box[1] - side * 0.4)
+    patch = face_photo[max(0, y1):int(box[3] + side * 0.4), max(0, x1):int(box[2] + side * 0.4)]
+    patch = cv2.resize(patch, (int(patch.shape[1] * 56 / side), int(patch.shape[0] * 56 / side)),
+                       interpolation=cv2.INTER_AREA)
+    with_face = _slide()
+    with_face[560:560 + patch.shape[0], 1100:1100 + patch.shape[1]] = patch
+    scenes = [Scene(_slide(), 3.3, "static"), Scene(with_face, 3.0, "static"), Scene(_slide(), 2.1, "static")]
+    clip = encode_video(tmp_path / "slide.mp4", scenes, size=(1280, 720), fps=25)
+    scanner = make_runtime(tmp_path / "home", detector, embedder).scanner
+    results = {}
+    for coarse in (0.0, 1.0):
+        scanner.config = ScanConfig(sampling=SamplingConfig(coarse_interval_s=coarse))
+        results[coarse] = scanner.scan(clip, None)
+    every, fine = results[0.0], results[1.0]
+    assert every.decode.unchanged == 0 and fine.decode.unchanged >= 4, "the still slide is not detected again"
+    assert every.decode.scene_cuts == fine.decode.scene_cuts == 0, "the face's entry is no cut"
+    spans = {coarse: [(t.start_s, t.end_s) for t in result.tracks] for coarse, result in results.items()}
+    assert len(spans[0.0]) == len(spans[1.0]) == 1, spans
+    (start, end), (fine_start, fine_end) = spans[0.0][0], spans[1.0][0]
+    assert 3.2 <= start <= 3.9 and 5.7 <= end <= 6.4, spans
+    assert abs(start - fine_start) <= 0.5 and abs(end - fine_end) <= 0.5, spans

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.config import MatchConfig, QualityConfig, TrackingConfig
 from pipeline.faces.align import align_face
+from pipeline.faces.detector import input_shape
 from pipeline.faces.quality import assess
 from pipeline.faces.tracking import FaceTracker
 from pipeline.types import FaceObservation
@@ -133,3 +134,30 @@ def test_across_a_cut_only_the_embedding_links_faces(detector, embedder):
     tracker.update([face("biden", 2.0)], 2.0, cut=True)                         # another man, same place
     tracks = {tuple(f.t_s for f in t.faces) for t in tracker.finish()}
     assert tracks == {(0.0, 0.5, 1.5), (1.0,), (2.0,)}, tracks
+
+
+def test_the_detector_input_follows_the_pictures_aspect():
+    assert input_shape(1080, 1920, 640) == (640, 384)
+    assert input_shape(1920, 1080, 640) == (384, 640)
+    assert input_shape(480, 640, 640) == (640, 480)
+    assert input_shape(500, 500, 640) == (640, 640)
+    assert input_shape(100, 3000, 640) == (640, 32)
+
+
+def test_an_input_of_the_pictures_aspect_finds_what_the_square_letterbox_finds(detector, photo):
+    """The picture is scaled as in the square letterbox; only padding goes. On real group photos every face
+    of at least 36 px comes back in the same place (SCRFD's deep features see a different border, so
+    boxes and landmarks may move by a fraction of a pixel)."""
+    model = detector._model
+    for name in ("players.jpg", "gdp.jpg", "t1.jpg"):
+        image = photo(name)
+        square, square_points = model.detect(image, input_size=(640, 640))
+        ours = detector.detect(image)
+        large = [i for i in range(len(square)) if min(square[i, 2] - square[i, 0], square[i, 3] - square[i, 1]) >= 36]
+        assert len(large) >= 1, name
+        for i in large:
+            moved = [float(np.abs(face.bbox - square[i, :4]).max()) for face in ours]
+            j = int(np.argmin(moved))
+            assert moved[j] < 2.0, name
+            assert float(np.abs(ours[j].landmarks - square_points[i]).max()) < 2.0, name
+            assert abs(ours[j].score - float(square[i, 4])) < 0.02, name

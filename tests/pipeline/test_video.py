@@ -1,11 +1,13 @@
 """Probing and sampling on real H.264 files: timing, rotation, VFR, cuts, and broken input."""
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
 from pipeline.config import SamplingConfig
-from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames
+from pipeline.types import Frame
+from pipeline.video import DecodeStats, VideoInputError, _luma_grid, _thumb, probe, sample_frames, unchanged
 from samples.broken import (write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4,
                             write_zero_byte)
 from samples.clips import Scene, encode_video, frame_at
@@ -102,3 +104,63 @@ def test_file_cut_inside_its_frame_data_is_refused_as_truncated(tmp_path, scenes
     runtime = make_runtime(tmp_path / "home", detector, embedder)
     with pytest.raises(VideoInputError, match="truncated or damaged"):
         runtime.scanner.scan(cut, None)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p"])
+def test_cut_thumbnails_from_the_luma_plane_match_swscales(tmp_path, scenes, pix_fmt):
+    """The cut test reads its thumbnails straight from the luma plane; video- and full-range streams both
+    come out as swscale's grey thumbnails do (the cut threshold was measured on those)."""
+    path = tmp_path / f"{pix_fmt}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 480, 270, pix_fmt
+        for t in np.arange(0, 6.0, 0.04):
+            picture = av.VideoFrame.from_ndarray(frame_at(scenes, float(t), (480, 270)), format="bgr24")
+            out.mux(stream.encode(picture.reformat(format=pix_fmt)))
+        out.mux(stream.encode(None))
+    ours, swscale = [], []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            assert frame.format.name == pix_fmt
+            ours.append(_thumb(*_luma_grid(frame)))
+            swscale.append(frame.reformat(width=64, height=36, format="gray").to_ndarray() / 255.0)
+    assert abs(float(np.mean([np.mean(a - b) for a, b in zip(ours, swscale)]))) < 0.005, "the same grey levels"
+    assert max(float(np.abs(a - b).mean()) for a, b in zip(ours, swscale)) < 0.05  # the cut threshold: 0.12
+    steps = [(float(np.abs(a[1] - a[0]).mean()), float(np.abs(b[1] - b[0]).mean()))
+             for a, b in zip(zip(ours, ours[3:]), zip(swscale, swscale[3:]))]
+    assert [o >= 0.12 for o, _ in steps] == [s >= 0.12 for _, s in steps], "the same frame pairs are cuts"
+    assert sum(s >= 0.12 for _, s in steps) >= 2
+
+
+def test_an_unchanged_picture_is_told_from_a_small_change(clip):
+    """Compression noise of a still shot moves no luma grid point by more than 24 levels; a patch the size
+    of a small face (36 px in 1080p: 5x5 grid points) does."""
+    config = SamplingConfig()
+    grids = [f.luma for f in sample_frames(probe(clip, config), config)]
+    still = [g for g in grids[-4:]]  # the clip ends on a static shot
+    assert all(unchanged(a, b, 24) for a, b in zip(still, still[1:]))
+    assert not unchanged(grids[0], grids[2], 24), "a pan moves the picture"
+    changed = still[0].copy()
+    changed[10:15, 20:25] = np.clip(changed[10:15, 20:25].astype(int) + 40, 0, 255)
+    assert not unchanged(still[0], changed, 24)
+    assert not unchanged(still[0], still[0], 0), "0 turns the test off"
+    assert not unchanged(None, still[0], 24) and not unchanged(still[0], still[0][:-1], 24)
+
+
+def test_a_sampled_frame_is_converted_once_and_only_when_read(clip):
+    calls = []
+
+    def convert():
+        calls.append(1)
+        return np.zeros((2, 2, 3), np.uint8)
+
+    frame = Frame(0, 0.0, convert=convert)
+    assert not calls
+    assert frame.image is frame.image and len(calls) == 1
+    with pytest.raises(ValueError):
+        Frame(0, 0.0)
+    with pytest.raises(ValueError):
+        Frame(0, 0.0, np.zeros((2, 2, 3), np.uint8), convert=convert)
+    config = SamplingConfig()
+    first = next(iter(sample_frames(probe(clip, config), config)))
+    assert first.image.shape == (270, 480, 3) and first.luma is not None
