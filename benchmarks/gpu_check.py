@@ -32,7 +32,8 @@ import onnxruntime as ort
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
 from gallery.index.gpu import GpuExactSearch, gpu_available
-from pipeline.config import SamplingConfig
+from pipeline.config import DetectionConfig, SamplingConfig
+from pipeline.faces.detector import input_shape
 from pipeline.models import ModelName, locate_model, session_options
 
 RESULTS = Path("benchmarks/results")
@@ -101,10 +102,11 @@ def detector_session(providers: list[str]) -> ort.InferenceSession:
     return session
 
 
-def detect_rate(session: ort.InferenceSession, batches: int = 20, size: int = 640) -> dict:
-    """Detector forward passes per second on a 640x640 input (the scan's default)."""
+def detect_rate(session: ort.InferenceSession, batches: int = 20) -> dict:
+    """Detector forward passes per second on a 1080p frame's input (640x384, as the scan sizes it)."""
     name = session.get_inputs()[0].name
-    blob = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    width, height = input_shape(1080, 1920, DetectionConfig().input_size)
+    blob = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
     session.run(None, {name: blob})  # warm-up: CUDA kernels compile on the first call
     started = time.perf_counter()
     for _ in range(batches):

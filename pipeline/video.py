@@ -154,9 +154,8 @@ def _thumb(grid: np.ndarray, full_range: bool) -> np.ndarray:
 
 def unchanged(before: np.ndarray | None, after: np.ndarray | None, max_step: int) -> bool:
     """Whether two samples' luma grids (`Frame.luma`) show the same picture: no grid point moved by more
-    than `max_step` levels. A face needs about 25 grid points even at 36 px in 1080p, and on real footage
-    of people one second apart at least 3 points (a man standing still), usually thousands, moved more
-    than 24 levels (docs/scanning.md); compression noise on a still picture moves none."""
+    than `max_step` levels. A face needs about 25 grid points even at 36 px in 1080p; compression noise on
+    a still picture moves none, real footage of people usually thousands (docs/scanning.md)."""
     if before is None or after is None or before.shape != after.shape or max_step <= 0:
         return False
     return int(np.abs(before.astype(np.int16) - after.astype(np.int16)).max()) <= max_step
