@@ -246,6 +246,7 @@ def measure_kind(kind: str, runtime: Runtime, settings: Settings, modes: list[st
                                    round(cost.cpu_s - sampler.cpu_s - synthetic.seconds, 2)},
             "frames_decoded": result.decode.decoded, "frames_sampled": result.frames_sampled,
             "frames_analysed": result.frames_sampled - result.decode.skipped,
+            "frames_unchanged": result.decode.unchanged,
             "tracks": len(result.tracks),
             "findings": [f.identity.name for f in result.findings],
             "timings_ms": {k: round(v) for k, v in result.timings_ms.items()}}
