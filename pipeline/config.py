@@ -38,6 +38,12 @@ class SamplingConfig(BaseModel):
         "coarse samples (a face appears, leaves or moves). Saves detection and embedding on static shots "
         "and faceless stretches. Equal to or below `interval_s`, or 0: every sample is analysed.",
     )
+    keyframe_first: bool = Field(
+        True, description="Coarse to fine on a video whose keyframes lie at most 1.25 coarse intervals apart "
+        "(phone recordings: one a second): the coarse samples are keyframes decoded alone, and the frames "
+        "between two keyframes are decoded only when the faces of the two differ. Off: one decode of every "
+        "reference frame, whatever the keyframes.",
+    )
     unchanged_max_step: int = Field(
         24, ge=0, le=255,
         description="Coarse to fine: a coarse sample whose picture has not changed since the last one run "

@@ -25,6 +25,8 @@ from pipeline.faces.quality import assess
 from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
 from pipeline.faces.tracking import FaceTracker, same_faces
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
+from pipeline import keyframes
+from pipeline.keyframes import gop_layout, keyframe_samples
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames, unchanged
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
@@ -126,7 +128,17 @@ class Scanner:
         tracker = FaceTracker(self.config.tracking)
         dropped: Counter[str] = Counter()
         stats = DecodeStats()
-        frames = self.synthetic.frame_sampler(info, self.config.sampling.interval_s)
+        sampling = self.config.sampling
+        coarse = _CoarseToFine(self.config)
+        started = time.perf_counter()
+        layout = gop_layout(info) if coarse.enabled and sampling.keyframe_first else None
+        keyframe_first = layout is not None and layout.short(sampling.coarse_interval_s, start_s,
+                                                             end_s if end_s is not None else info.duration_s)
+        watch.add("gop_layout", started)
+        stats.keyframe_first = keyframe_first
+        decoded_later = DecodeStats()  # keyframe-first: what the scan decodes between keyframes (this thread)
+        spacing = sampling.coarse_interval_s if keyframe_first else sampling.interval_s
+        frames = self.synthetic.frame_sampler(info, spacing)
         characters = self.characters.start() if self.characters is not None else None
 
         def analyse(frame: Frame, faces: list[FaceObservation]) -> None:
@@ -142,19 +154,35 @@ class Scanner:
                 characters.offer(frame, faces)
                 watch.add("characters", started)
 
-        coarse = _CoarseToFine(self.config)
-        sampled = _prefetch(sample_frames(info, self.config.sampling, stats, start_s, end_s), watch)
+        source = keyframe_samples if keyframe_first else sample_frames
+        sampled = _prefetch(source(info, sampling, stats, start_s, end_s), watch)
+        last_coarse: Frame | None = None
+
+        def decoded_between(until: Frame | None) -> list[Frame]:
+            """Keyframe-first: the samples between the last coarse one and `until`, decoded now."""
+            if last_coarse is None:
+                return []
+            started = time.perf_counter()
+            held, cut = keyframes.between(info, sampling, decoded_later, last_coarse.t_s,
+                                          until.t_s if until else None)
+            watch.add("decode_between", started)
+            if until is not None and cut is not None:
+                until.reason = cut
+            return held
+
         for frame, between in coarse.steps(sampled):
             faces: list[FaceObservation] = []
             if frame is not None:
                 repeated = coarse.repeated(frame)
-                if repeated is None:
-                    faces = self._faces(frame, watch, dropped, tracker)
+                if repeated is None:  # a keyframe-first sample may open a shot (known only if decoded between)
+                    faces = self._faces(frame, watch, dropped, tracker, embed_all=keyframe_first)
                     coarse.detected(frame)
                 else:
                     faces = repeated
                     stats.unchanged += 1
             if coarse.refine(faces, frame is None):
+                if keyframe_first:
+                    between = decoded_between(frame)
                 for held in between:
                     analyse(held, self._faces(held, watch, dropped, tracker))
             else:  # the same faces before and after: the frames between are kept, not analysed; the
@@ -165,8 +193,15 @@ class Scanner:
             if frame is not None:
                 analyse(frame, faces)
                 coarse.previous = faces
+                last_coarse = frame
                 if progress:
                     progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
+        if keyframe_first and layout is not None:
+            if coarse.refine([], True):  # a face still on screen at the last keyframe
+                for held in decoded_between(None):
+                    analyse(held, self._faces(held, watch, dropped, tracker))
+            stats.add(decoded_later)
+            stats.last_t_s = max(stats.last_t_s, min(layout.last_t_s, end_s if end_s is not None else np.inf))
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()
@@ -219,10 +254,11 @@ class Scanner:
                           gallery_version=getattr(gallery, "version", 0), segment=observation.segment,
                           warnings=observation.warnings, characters=character_result)
 
-    def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str],
-               tracker: FaceTracker) -> list[FaceObservation]:
+    def _faces(self, frame: Frame, watch: _Stopwatch, dropped: Counter[str], tracker: FaceTracker,
+               embed_all: bool = False) -> list[FaceObservation]:
         """Detect, align, assess and embed. Faces below the minimum size are counted and dropped
-        before embedding: they cost as much as large ones and can never be used."""
+        before embedding: they cost as much as large ones and can never be used. `embed_all`: every
+        face is embedded, as on a cut (a keyframe-first sample's cut is known only later)."""
         started = time.perf_counter()
         found = self.detector.detect(frame.image)
         watch.add("detect", started)
@@ -234,7 +270,7 @@ class Scanner:
         started = time.perf_counter()
         crops = [align_face(frame.image, d.landmarks) for d in detections]
         qualities = [assess(d, c, self.config.quality) for d, c in zip(detections, crops)]
-        cut = frame.reason == "scene_cut"
+        cut = frame.reason == "scene_cut" or embed_all
         wanted = [i for i, d in enumerate(detections) if tracker.needs_embedding(d.bbox, frame.t_s, cut)]
         computed = self.embedder.embed([crops[i] for i in wanted])
         embeddings: list[np.ndarray | None] = [None] * len(detections)
@@ -293,7 +329,7 @@ class _CoarseToFine:
 
     def __init__(self, config: ScanConfig):
         self._every = config.sampling.coarse_interval_s
-        self._enabled = self._every > config.sampling.interval_s + 1e-6
+        self.enabled = self._every > config.sampling.interval_s + 1e-6
         self._tracking = config.tracking
         self._next_coarse = -float("inf")
         self._max_step = config.sampling.unchanged_max_step
@@ -304,7 +340,7 @@ class _CoarseToFine:
         """(coarse frame, the held frames before it); a final (None, held) when the video ends."""
         held: list[Frame] = []
         for frame in sampled:
-            if not self._enabled:
+            if not self.enabled:
                 yield frame, held
                 continue
             if frame.reason == "interval" and frame.t_s < self._next_coarse - 1e-6:
@@ -323,7 +359,7 @@ class _CoarseToFine:
         """The last coarse sample's faces moved to `frame` when its picture has not changed since the last
         coarse sample the detector saw (`unchanged`: slides, title cards, still shots); None when `frame`
         must be detected. A cut's sample is always detected."""
-        if not self._enabled or frame.reason == "scene_cut" or \
+        if not self.enabled or frame.reason == "scene_cut" or \
                 not unchanged(self._detected_luma, frame.luma, self._max_step):
             return None
         return [replace(face, t_s=frame.t_s, frame_index=frame.index, crop=None) for face in self.previous]

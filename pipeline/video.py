@@ -25,7 +25,7 @@ class VideoInputError(ValueError):
     """The file can never be scanned as it is; the message says why in one line."""
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VideoInputError(f"{path}: no such file")
     if path.is_dir():
@@ -35,10 +35,10 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoInputError(f"{path}: not a readable video container ({_short(exc)})") from exc
+        raise VideoInputError(f"{path}: not a readable video container ({short_message(exc)})") from exc
 
 
-def _short(exc: Exception) -> str:
+def short_message(exc: Exception) -> str:
     return " ".join(str(exc).split())[:200]
 
 
@@ -60,7 +60,7 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
 def probe(path: Path, config: SamplingConfig) -> VideoInfo:
     """Read container facts and decode the first frame, so broken input fails before any work."""
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
         if not container.streams.video:
             kinds: list[str] = sorted({s.type for s in container.streams}) or ["no"]
@@ -95,7 +95,7 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as exc:
-        raise VideoInputError(f"{path}: video stream cannot be decoded ({_short(exc)})") from exc
+        raise VideoInputError(f"{path}: video stream cannot be decoded ({short_message(exc)})") from exc
     raise VideoInputError(f"{path}: video stream holds no decodable frame (truncated or empty)")
 
 
@@ -117,6 +117,15 @@ class DecodeStats:
     last_t_s: float = 0.0
     skipped: int = 0  # sampled frames not analysed: the faces were the same before and after them
     unchanged: int = 0  # coarse samples not run through the detector: the picture had not changed
+    keyframe_first: bool = False  # coarse samples were keyframes decoded alone (pipeline/keyframes.py)
+
+    def add(self, other: DecodeStats) -> None:
+        """Count a second decode of the same video (keyframe-first: the stretches decoded between)."""
+        self.decoded += other.decoded
+        self.sampled += other.sampled
+        self.scene_cuts += other.scene_cuts
+        self.last_t_s = max(self.last_t_s, other.last_t_s)
+        self.corrupt_tail = self.corrupt_tail or other.corrupt_tail
     corrupt_tail: str | None = None  # set when decoding stopped early on damaged data
 
 
@@ -124,7 +133,7 @@ _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
-def _luma_grid(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
+def luma_grid(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
     """Every n-th luma value of the stored picture, down to about 256x144 (4x the thumbnail), and whether
     it is full range. Read straight from the 8-bit luma plane where there is one: 0.13 instead of
     0.6-0.7 ms a 1080p frame for swscale's grey thumbnail, taken every third decoded frame."""
@@ -147,8 +156,8 @@ def _thumb(grid: np.ndarray, full_range: bool) -> np.ndarray:
     luma stretched to full range as swscale's grey does. Without the smoothing a fast pan over a 4K photo
     crossed the threshold 71 times instead of 9; with it, on 6 benchmark uploads and 16 real clips, the
     same frame pairs cross it as with swscale's thumbnail."""
-    small = cv2.resize(grid, (_THUMB_W, _THUMB_H), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small = cv2.sepFilter2D(small, -1, _SMOOTH, _SMOOTH, borderType=cv2.BORDER_REPLICATE)
+    area = cv2.resize(grid, (_THUMB_W, _THUMB_H), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.sepFilter2D(area, -1, _SMOOTH, _SMOOTH, borderType=cv2.BORDER_REPLICATE)
     return small / 255.0 if full_range else np.clip((small - 16.0) / 219.0, 0.0, 1.0)
 
 
@@ -171,7 +180,7 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
     starts from the keyframe before `start_s`.
     """
     stats = stats if stats is not None else DecodeStats()
-    container = _open(info.path)
+    container = open_video(info.path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -188,7 +197,7 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
         container.close()
 
 
-def _bgr(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
+def bgr_on_read(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
     return lambda: upright(frame.to_ndarray(format="bgr24"), int(frame.rotation or 0))
 
 
@@ -220,7 +229,7 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             elif frame.key_frame and t >= last_sample_t + config.interval_s / 2:
                 reason = "keyframe"  # cheap to take (decoded anyway) and the best frame for watermarks
             elif config.scene_cuts and since_check + 1 >= _CUT_CHECK_EVERY:
-                grid, full_range = _luma_grid(frame)
+                grid, full_range = luma_grid(frame)
                 thumb = _thumb(grid, full_range)
                 if _is_cut(thumb, previous_thumb, config):
                     reason = "scene_cut"
@@ -231,7 +240,7 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             if reason is None:
                 continue
             if reason != "scene_cut":  # a cut's sample has its grid from the cut test
-                grid, full_range = _luma_grid(frame)
+                grid, full_range = luma_grid(frame)
                 if config.scene_cuts:  # a cut often falls on an interval or key frame
                     thumb = _thumb(grid, full_range)
                     if _is_cut(thumb, previous_thumb, config):
@@ -243,6 +252,6 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             stats.sampled += 1
             last_sample_t = t
             yield Frame(index=stats.decoded - 1, t_s=round(t, 4), reason=reason, keyframe=bool(frame.key_frame),
-                        convert=_bgr(frame), luma=grid)
+                        convert=bgr_on_read(frame), luma=grid)
     except av.error.FFmpegError as exc:
-        stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({_short(exc)})"
+        stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({short_message(exc)})"

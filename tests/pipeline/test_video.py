@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import SamplingConfig
 from pipeline.types import Frame
-from pipeline.video import DecodeStats, VideoInputError, _luma_grid, _thumb, probe, sample_frames, unchanged
+from pipeline.video import DecodeStats, VideoInputError, luma_grid, _thumb, probe, sample_frames, unchanged
 from samples.broken import (write_audio_only, write_huge_frame_video, write_text_as_mp4, write_truncated_mp4,
                             write_zero_byte)
 from samples.clips import Scene, encode_video, frame_at
@@ -122,7 +122,7 @@ def test_cut_thumbnails_from_the_luma_plane_match_swscales(tmp_path, scenes, pix
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             assert frame.format.name == pix_fmt
-            ours.append(_thumb(*_luma_grid(frame)))
+            ours.append(_thumb(*luma_grid(frame)))
             swscale.append(frame.reformat(width=64, height=36, format="gray").to_ndarray() / 255.0)
     assert abs(float(np.mean([np.mean(a - b) for a, b in zip(ours, swscale)]))) < 0.005, "the same grey levels"
     assert max(float(np.abs(a - b).mean()) for a, b in zip(ours, swscale)) < 0.05  # the cut threshold: 0.12

@@ -1,0 +1,129 @@
+"""The keyframe-first pass: where a video's keyframes lie close together (phone recordings: one a
+second), its coarse samples are taken from keyframes alone, decoded with every other frame skipped,
+and the frames between two keyframes are decoded only when the scan asks for them (`between`).
+
+A keyframe decodes the same whether or not the frames around it are decoded (it refers to none), so
+the coarse samples are the frames a full decode would give; what is saved is decoding the predicted
+frames of every stretch whose faces did not change.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from pipeline.config import SamplingConfig
+from pipeline.types import Frame, VideoInfo
+from pipeline.video import DecodeStats, bgr_on_read, luma_grid, open_video, short_message, sample_frames
+
+GAP_SLACK = 1.25  # a keyframe gap up to this many coarse intervals still counts as short (phones: 1.00-1.15 s)
+
+
+@dataclass(frozen=True)
+class GopLayout:
+    """Where the keyframes of a stream lie (seconds from its start), read from packet flags without
+    decoding; `packets` counts every video packet, `last_t_s` is the latest packet's time."""
+
+    keyframes: tuple[float, ...]
+    packets: int
+    last_t_s: float
+
+    def short(self, coarse_interval_s: float, start_s: float, end_s: float) -> bool:
+        """Whether coarse samples can be keyframes alone: one within `GAP_SLACK` coarse intervals of the
+        segment's start, of each other and of its end, and not every frame a keyframe (an intra-only
+        stream saves nothing by skipping)."""
+        if coarse_interval_s <= 0 or not self.keyframes or len(self.keyframes) * 2 > self.packets:
+            return False
+        longest = coarse_interval_s * GAP_SLACK
+        inside = [t for t in self.keyframes if start_s - 1e-6 <= t < end_s]
+        if not inside:
+            return False
+        edges = [start_s, *inside, min(end_s, self.last_t_s)]
+        return float(np.max(np.diff(edges))) <= longest
+
+
+def gop_layout(info: VideoInfo) -> GopLayout:
+    """Read every video packet's flags and time (no decoding: tens of milliseconds a minute of 1080p)."""
+    container = open_video(info.path)
+    try:
+        stream = container.streams.video[0]
+        base = stream.time_base
+        assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
+        origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        keyframes, packets, last = [], 0, 0.0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                packets += 1
+                t = float(packet.pts * base) - origin
+                last = max(last, t)
+                if packet.is_keyframe:
+                    keyframes.append(t)
+        except av.error.FFmpegError:
+            pass  # damaged data: the layout up to it; the scan's own decode reports the damage
+        return GopLayout(tuple(sorted(keyframes)), packets, last)
+    finally:
+        container.close()
+
+
+def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats, start_s: float = 0.0,
+                     end_s: float | None = None) -> Iterator[Frame]:
+    """The keyframes on the coarse grid (the first at or after each `coarse_interval_s` step), decoded
+    with every other frame skipped; each is a sample of reason "keyframe"."""
+    container = open_video(info.path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = "NONKEY"
+        base = stream.time_base
+        assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
+        origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        if start_s > 0:
+            container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
+        next_target = start_s
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or not frame.key_frame:
+                    continue
+                t = float(frame.pts * base) - origin
+                if t < start_s - 1e-6:
+                    continue
+                if end_s is not None and t >= end_s:
+                    break
+                stats.decoded += 1
+                stats.last_t_s = t
+                if t < next_target - 1e-6:
+                    continue
+                while next_target <= t + 1e-6:
+                    next_target += config.coarse_interval_s
+                stats.sampled += 1
+                grid, _ = luma_grid(frame)
+                yield Frame(index=stats.decoded - 1, t_s=round(t, 4), reason="keyframe", keyframe=True,
+                            convert=bgr_on_read(frame), luma=grid)
+        except av.error.FFmpegError as exc:
+            stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({short_message(exc)})"
+    finally:
+        container.close()
+
+
+def between(info: VideoInfo, config: SamplingConfig, stats: DecodeStats, after_s: float,
+            until_s: float | None) -> tuple[list[Frame], str | None]:
+    """The samples strictly between a keyframe sample at `after_s` and the one at `until_s` (None: the
+    end of the video), every `interval_s` and the first frame after each cut, decoded from `after_s`'s
+    keyframe; and whether the sampler saw a cut on the frame at `until_s` ("scene_cut", else None).
+    Their decoding counts in `stats`."""
+    own = DecodeStats()
+    held: list[Frame] = []
+    cut_at_until = None
+    end = until_s + 1e-3 if until_s is not None else None
+    for frame in sample_frames(info, config, own, start_s=after_s, end_s=end):
+        if until_s is not None and frame.t_s >= until_s - 1e-6:
+            cut_at_until = "scene_cut" if frame.reason == "scene_cut" else None
+        elif frame.t_s > after_s + 1e-6:
+            held.append(frame)
+    own.sampled = len(held)
+    stats.add(own)
+    return held, cut_at_until

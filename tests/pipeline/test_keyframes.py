@@ -1,0 +1,68 @@
+"""Keyframe-first coarse samples: on a video with a keyframe a second (as phones record), the scan
+decodes keyframes alone and the frames between two of them only where the faces change, and finds the
+same people over the same spans as one decode of every reference frame."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import SamplingConfig, ScanConfig
+from pipeline.keyframes import GopLayout, gop_layout
+from pipeline.video import probe
+from samples.clips import Scene, encode_video
+from samples.photos import package_photo
+from tests.conftest import make_runtime
+
+
+def test_short_gops_are_told_from_long_and_intra_only_ones():
+    phone = GopLayout(tuple(float(t) for t in range(10)), packets=300, last_t_s=9.97)
+    assert phone.short(1.0, 0.0, 10.0)
+    assert not phone.short(0.5, 0.0, 10.0), "keyframes 1 s apart are no 0.5 s coarse grid"
+    assert phone.short(1.0, 3.0, 6.0), "a segment"
+    broadcast = GopLayout((0.0, 8.0), packets=300, last_t_s=9.97)
+    assert not broadcast.short(1.0, 0.0, 10.0)
+    intra = GopLayout(tuple(t / 25 for t in range(250)), packets=250, last_t_s=9.96)
+    assert not intra.short(1.0, 0.0, 10.0), "every frame a keyframe: skipping saves nothing"
+    late_start = GopLayout((2.0, 3.0, 4.0), packets=120, last_t_s=4.5)
+    assert not late_start.short(1.0, 0.0, 4.5)
+
+
+@pytest.fixture(scope="module")
+def phone_clip(tmp_path_factory, photo):
+    """Yao Ming alone (zoom), then a cut at 4.6 s, between keyframes, to players.jpg (him among others,
+    panned), then Grace Hopper: a keyframe every 25 frames (1 s), as a phone records, scene cuts off."""
+    scenes = [Scene(photo("yaoming.jpg"), 4.6, "zoom_in"), Scene(photo("players.jpg"), 2.8, "pan"),
+              Scene(photo("grace_hopper.jpg"), 2.6, "static")]
+    return encode_video(tmp_path_factory.mktemp("kf") / "phone.mp4", scenes, size=(640, 360), fps=25, gop=25)
+
+
+def test_the_layout_is_read_from_packets(phone_clip):
+    layout = gop_layout(probe(phone_clip, SamplingConfig()))
+    assert layout.keyframes[:3] == pytest.approx((0.0, 1.0, 2.0))
+    assert layout.packets == 250 and layout.last_t_s == pytest.approx(9.96)
+    assert layout.short(1.0, 0.0, 10.0)
+
+
+def test_keyframe_first_finds_what_one_decode_of_every_frame_finds(tmp_path, phone_clip, detector, embedder):
+    runtime = make_runtime(tmp_path / "home", detector, embedder)
+    runtime.gallery.add("Yao Ming", "person", "nba", "ai_if_labelled", [],
+                        runtime.enroller.enroll([package_photo("yaoming.jpg")]))
+    runtime.gallery.refresh()
+    scanner = runtime.scanner
+    results = {}
+    for keyframe_first in (False, True):
+        scanner.config = ScanConfig(sampling=SamplingConfig(keyframe_first=keyframe_first))
+        results[keyframe_first] = scanner.scan(phone_clip, runtime.gallery)
+    linear, first = results[False], results[True]
+    assert not linear.decode.keyframe_first and first.decode.keyframe_first
+    assert first.decode.decoded < 0.6 * linear.decode.decoded, (first.decode.decoded, linear.decode.decoded)
+    assert first.decode.scene_cuts >= 1, "the cut between keyframes is found where the faces changed"
+
+    def spans(result):
+        return sorted((t.start_s, t.end_s) for t, m in zip(result.tracks, result.matches)
+                      if m.identity is not None and m.identity.name == "Yao Ming" and m.status == "match")
+
+    assert spans(linear) and len(spans(linear)) == len(spans(first)), (spans(linear), spans(first))
+    for (start, end), (first_start, first_end) in zip(spans(linear), spans(first)):
+        assert abs(start - first_start) <= 0.5 and abs(end - first_end) <= 0.5, (spans(linear), spans(first))
+    assert [f.identity.name for f in linear.findings] == [f.identity.name for f in first.findings] == ["Yao Ming"]
+    assert linear.verdict.action == first.verdict.action
