@@ -85,8 +85,8 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
             container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
         next_target = start_s
         try:
-            for frame in container.decode(stream):
-                if frame.pts is None or not frame.key_frame:
+            for frame in container.decode(stream):  # a decoder that ignores skip_frame still gives every frame
+                if frame.pts is None:
                     continue
                 t = float(frame.pts * base) - origin
                 if t < start_s - 1e-6:
@@ -95,7 +95,7 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
                     break
                 stats.decoded += 1
                 stats.last_t_s = t
-                if t < next_target - 1e-6:
+                if not frame.key_frame or t < next_target - 1e-6:
                     continue
                 while next_target <= t + 1e-6:
                     next_target += config.coarse_interval_s

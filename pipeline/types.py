@@ -62,6 +62,9 @@ class FaceQuality:
     band: str = "frontal"  # frontal | three_quarter | profile | blurred | small (for reports and benchmarks)
 
 
+FaceKey = tuple[float, bytes]
+
+
 @dataclass
 class FaceObservation:
     """One detected face in one sampled frame, with its embedding."""
@@ -88,10 +91,11 @@ class FaceObservation:
         return (1000.0 if self.quality.usable else 0.0) + self.quality.size_px * self.det_score
 
     @property
-    def key(self) -> tuple[int, bytes]:
+    def key(self) -> FaceKey:
         """Identifies this observation across a scan's stages (frame signals observe it before
-        the tracks that will hold it exist)."""
-        return self.frame_index, np.asarray(self.bbox, dtype=np.float32).tobytes()
+        the tracks that will hold it exist): its frame's time, unique within an observation whichever
+        decode gave the frame (keyframe-first decodes stretches apart), and its box."""
+        return self.t_s, np.asarray(self.bbox, dtype=np.float32).tobytes()
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.faces.align import ARCFACE_TEMPLATE, alignment_matrix
 from pipeline.faces.quality import large_and_frontal
-from pipeline.types import FaceObservation, Frame, Signal, Track
+from pipeline.types import FaceKey, FaceObservation, Frame, Signal, Track
 
 # Face ellipse in ArcFace template units (112x112 crop): brows to chin, cheek to cheek.
 _FACE_CENTRE = np.array([56.0, 68.0])
@@ -110,7 +110,7 @@ class FaceForensics:
 
     def __init__(self, config: FaceForensicsConfig | None = None):
         self.config = config or FaceForensicsConfig()
-        self._z: dict[tuple[int, bytes], np.ndarray] = {}  # texture z-scores per observed face
+        self._z: dict[FaceKey, np.ndarray] = {}  # texture z-scores per observed face
 
     def observe(self, frame: Frame, faces: list[FaceObservation]) -> None:
         """Measure the texture differences of the frame's largest frontal faces (a few ms each)."""

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from pipeline.faces.align import align_face
 from pipeline.image_embedder import EMBED_DIM, ClipImageEmbedder
 from pipeline.faces.quality import large_and_frontal
-from pipeline.types import FaceObservation, Frame, Signal, Track
+from pipeline.types import FaceKey, FaceObservation, Frame, Signal, Track
 
 PROBE_PATH = Path(__file__).parents[1] / "data" / "face_swap_probe.json"
 
@@ -104,7 +104,7 @@ class FaceSwapSignal:
         self._keep = keep
         self._stride = 1
         self._frames_seen = 0
-        self._crops: dict[tuple[int, bytes], np.ndarray] = {}
+        self._crops: dict[FaceKey, np.ndarray] = {}
 
     def observe(self, frame: Frame, faces: list[FaceObservation]) -> None:
         self._frames_seen += 1
