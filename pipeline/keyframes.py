@@ -8,6 +8,7 @@ frames of every stretch whose faces did not change.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,14 @@ from pipeline.types import Frame, VideoInfo
 from pipeline.video import DecodeStats, bgr_on_read, luma_grid, open_video, short_message, sample_frames
 
 GAP_SLACK = 1.25  # a keyframe gap up to this many coarse intervals still counts as short (phones: 1.00-1.15 s)
+# A predicted frame this many times the median size of the 8 predicted frames before it is mostly
+# intra-coded: the first frame after a cut the encoder put no keyframe on. Measured: 208-258x at such
+# cuts (x264, scene cuts off), 40-42x where real footage jumps (a loop's restart); on 16 real clips
+# the largest otherwise is 55x (a screen recording's first second), most stay under 10x. A frame taken
+# for a cut wrongly costs the decode of one stretch between keyframes; one missed is the risk this
+# guards against (a cutaway between keyframes that show the same faces).
+CUT_PACKET_RATIO = 20.0
+RECENT_PACKETS = 8
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,11 @@ class GopLayout:
     keyframes: tuple[float, ...]
     packets: int
     last_t_s: float
+    cut_like: tuple[float, ...] = ()  # times of predicted frames CUT_PACKET_RATIO x those before them
+
+    def cut_between(self, after_s: float, until_s: float) -> bool:
+        """Whether a cut-like predicted frame lies strictly between two samples."""
+        return any(after_s + 1e-6 < t < until_s - 1e-6 for t in self.cut_like)
 
     def short(self, coarse_interval_s: float, start_s: float, end_s: float) -> bool:
         """Whether coarse samples can be keyframes alone: one within `GAP_SLACK` coarse intervals of the
@@ -45,14 +59,16 @@ class GopLayout:
 
 
 def gop_layout(info: VideoInfo) -> GopLayout:
-    """Read every video packet's flags and time (no decoding: tens of milliseconds a minute of 1080p)."""
+    """Read every video packet's flags, size and time (no decoding: tens of milliseconds a minute of
+    1080p)."""
     container = open_video(info.path)
     try:
         stream = container.streams.video[0]
         base = stream.time_base
         assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
         origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
-        keyframes, packets, last = [], 0, 0.0
+        keyframes, cut_like, packets, last = [], [], 0, 0.0
+        recent: deque[int] = deque(maxlen=RECENT_PACKETS)  # sizes of the latest predicted frames
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.pts is None:
@@ -62,9 +78,13 @@ def gop_layout(info: VideoInfo) -> GopLayout:
                 last = max(last, t)
                 if packet.is_keyframe:
                     keyframes.append(t)
+                    continue
+                if len(recent) >= RECENT_PACKETS // 2 and packet.size >= CUT_PACKET_RATIO * float(np.median(recent)):
+                    cut_like.append(t)
+                recent.append(packet.size)
         except av.error.FFmpegError:
             pass  # damaged data: the layout up to it; the scan's own decode reports the damage
-        return GopLayout(tuple(sorted(keyframes)), packets, last)
+        return GopLayout(tuple(sorted(keyframes)), packets, last, tuple(sorted(cut_like)))
     finally:
         container.close()
 

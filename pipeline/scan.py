@@ -180,7 +180,9 @@ class Scanner:
                 else:
                     faces = repeated
                     stats.unchanged += 1
-            if coarse.refine(faces, frame is None):
+            cut_unseen = keyframe_first and layout is not None and frame is not None and last_coarse is not None \
+                and layout.cut_between(last_coarse.t_s, frame.t_s)
+            if coarse.refine(faces, frame is None) or cut_unseen:
                 if keyframe_first:
                     between = decoded_between(frame)
                 for held in between:

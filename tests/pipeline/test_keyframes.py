@@ -66,3 +66,24 @@ def test_keyframe_first_finds_what_one_decode_of_every_frame_finds(tmp_path, pho
         assert abs(start - first_start) <= 0.5 and abs(end - first_end) <= 0.5, (spans(linear), spans(first))
     assert [f.identity.name for f in linear.findings] == [f.identity.name for f in first.findings] == ["Yao Ming"]
     assert linear.verdict.action == first.verdict.action
+
+
+def test_a_cutaway_between_two_keyframes_of_the_same_faces_is_decoded(tmp_path, detector, embedder, photo):
+    """Grace Hopper for 0.6 s between two keyframes that both show Yao Ming: the keyframes' faces agree,
+    but the cut's frame, coded without a keyframe, is as big as a keyframe, so the stretch is decoded and
+    her appearance found as one decode of every frame finds it."""
+    scenes = [Scene(photo("yaoming.jpg"), 4.2, "zoom_in"), Scene(photo("grace_hopper.jpg"), 0.6, "static"),
+              Scene(photo("yaoming.jpg"), 3.2, "zoom_out")]
+    clip = encode_video(tmp_path / "cutaway.mp4", scenes, size=(640, 360), fps=25, gop=25)
+    layout = gop_layout(probe(clip, SamplingConfig()))
+    assert layout.cut_between(4.0, 5.0) and not layout.cut_between(1.0, 4.0), layout.cut_like
+    scanner = make_runtime(tmp_path / "home", detector, embedder).scanner
+    found = {}
+    for keyframe_first in (False, True):
+        scanner.config = ScanConfig(sampling=SamplingConfig(keyframe_first=keyframe_first))
+        result = scanner.scan(clip, None)
+        assert result.decode.keyframe_first == keyframe_first
+        found[keyframe_first] = [(t.start_s, t.end_s) for t in result.tracks if 4.1 <= t.start_s < 4.8]
+    assert found[False] and len(found[True]) == len(found[False]), found
+    for (start, end), (first_start, first_end) in zip(found[False], found[True]):
+        assert abs(start - first_start) <= 0.3 and abs(end - first_end) <= 0.3, found
