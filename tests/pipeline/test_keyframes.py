@@ -3,14 +3,20 @@ decodes keyframes alone and the frames between two of them only where the faces 
 same people over the same spans as one decode of every reference frame."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pipeline.config import SamplingConfig, ScanConfig
 from pipeline.keyframes import GopLayout, gop_layout
+from pipeline.provenance.reader import read_provenance
+from pipeline.report import build_report
 from pipeline.video import probe
 from samples.clips import Scene, encode_video
 from samples.photos import package_photo
 from tests.conftest import make_runtime
+from workers.scans import codec
+from workers.scans.segments import merge_segments
 
 
 def test_short_gops_are_told_from_long_and_intra_only_ones():
@@ -87,3 +93,31 @@ def test_a_cutaway_between_two_keyframes_of_the_same_faces_is_decoded(tmp_path, 
     assert found[False] and len(found[True]) == len(found[False]), found
     for (start, end), (first_start, first_end) in zip(found[False], found[True]):
         assert abs(start - first_start) <= 0.3 and abs(end - first_end) <= 0.3, found
+
+
+def test_a_keyframe_first_scan_in_segments_finds_what_the_whole_scan_finds(tmp_path, phone_clip, detector,
+                                                                          embedder):
+    """Each segment starts its own keyframe pass (as workers scan long videos); merged through the
+    segments' JSON form, the findings and verdict are the whole scan's, and Yao Ming's time on screen
+    agrees within a second."""
+    runtime = make_runtime(tmp_path / "home", detector, embedder)
+    runtime.gallery.add("Yao Ming", "person", "nba", "ai_if_labelled", [],
+                        runtime.enroller.enroll([package_photo("yaoming.jpg")]))
+    runtime.gallery.refresh()
+    scanner = runtime.scanner
+    whole = build_report(scanner.scan(phone_clip, runtime.gallery, uploader="user-1"))
+    parts = []
+    for start, end in ((0.0, 3.0), (3.0, 6.0), (6.0, None)):
+        observation = scanner.observe(phone_clip, start_s=start, end_s=end, gallery=runtime.gallery)
+        assert observation.decode.keyframe_first
+        parts.append(codec.decode(json.loads(json.dumps(codec.encode(observation)))))
+    info = probe(phone_clip, runtime.settings.scan.sampling)
+    merged = build_report(merge_segments(info, read_provenance(phone_clip), parts, scanner, runtime.gallery, "user-1"))
+
+    def seen(report):
+        return sum(f["end_s"] - f["start_s"] for f in report["findings"] if f["identity"]["name"] == "Yao Ming")
+
+    assert [(f["identity"]["name"], f["action"]) for f in merged["findings"]] == \
+        [(f["identity"]["name"], f["action"]) for f in whole["findings"]]
+    assert merged["verdict"]["action"] == whole["verdict"]["action"]
+    assert seen(whole) > 3.0 and abs(seen(merged) - seen(whole)) <= 1.0, (seen(merged), seen(whole))
