@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.config import SamplingConfig
 from pipeline.types import Frame, VideoInfo
-from pipeline.video import DecodeStats, bgr_on_read, luma_grid, open_video, short_message, sample_frames
+from pipeline.video import (DecodeStats, bgr_on_read, frames_in, luma_grid, open_video, sample_frames,
+                            short_message)
 
 GAP_SLACK = 1.25  # a keyframe gap up to this many coarse intervals still counts as short (phones: 1.00-1.15 s)
 # A predicted frame this many times the median size of the 8 predicted frames before it is mostly
@@ -98,24 +99,14 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONKEY"
-        base = stream.time_base
-        assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
-        origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
         if start_s > 0:
+            base = stream.time_base
+            assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
             container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
         next_target = start_s
         try:
-            for frame in container.decode(stream):  # a decoder that ignores skip_frame still gives every frame
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * base) - origin
-                if t < start_s - 1e-6:
-                    continue
-                if end_s is not None and t >= end_s:
-                    break
-                stats.decoded += 1
-                stats.last_t_s = t
-                if not frame.key_frame or t < next_target - 1e-6:
+            for frame, t in frames_in(container, stream, stats, start_s, end_s):
+                if not frame.key_frame or t < next_target - 1e-6:  # a decoder may ignore skip_frame
                     continue
                 while next_target <= t + 1e-6:
                     next_target += config.coarse_interval_s

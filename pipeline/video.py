@@ -205,24 +205,32 @@ def _is_cut(thumb: np.ndarray, previous: np.ndarray | None, config: SamplingConf
     return previous is not None and float(np.abs(thumb - previous).mean()) >= config.scene_cut_threshold
 
 
+def frames_in(container, stream, stats: DecodeStats, start_s: float,
+              end_s: float | None) -> Iterator[tuple[av.VideoFrame, float]]:
+    """The stream's decoded frames from `start_s` until `end_s`, each with its time in seconds from the
+    stream's start, counted in `stats` (frames before `start_s` come from the keyframe a seek landed on)."""
+    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        t = float(frame.pts * stream.time_base) - origin
+        if t < start_s - 1e-6:
+            continue
+        if end_s is not None and t >= end_s:
+            break
+        stats.decoded += 1
+        stats.last_t_s = t
+        yield frame, t
+
+
 def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: DecodeStats,
             start_s: float, end_s: float | None) -> Iterator[Frame]:
     next_target = start_s
     last_sample_t = -float("inf")
     previous_thumb: np.ndarray | None = None
     since_check = 0
-    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     try:
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                continue
-            t = float(frame.pts * stream.time_base) - origin
-            if t < start_s - 1e-6:
-                continue
-            if end_s is not None and t >= end_s:
-                break
-            stats.decoded += 1
-            stats.last_t_s = t
+        for frame, t in frames_in(container, stream, stats, start_s, end_s):
             reason = None
             if t >= next_target - 1e-6:
                 reason = "interval"
