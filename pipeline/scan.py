@@ -26,7 +26,7 @@ from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
 from pipeline.faces.tracking import FaceTracker, same_faces
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
 from pipeline import keyframes
-from pipeline.keyframes import gop_layout, keyframe_samples
+from pipeline.keyframes import keyframe_samples, keyframes_suffice
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames, unchanged
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
@@ -131,9 +131,10 @@ class Scanner:
         sampling = self.config.sampling
         coarse = _CoarseToFine(self.config)
         started = time.perf_counter()
-        layout = gop_layout(info) if coarse.enabled and sampling.keyframe_first else None
-        keyframe_first = layout is not None and layout.short(sampling.coarse_interval_s, start_s,
-                                                             end_s if end_s is not None else info.duration_s)
+        layout = keyframes_suffice(info, sampling.coarse_interval_s, start_s,
+                                   end_s if end_s is not None else info.duration_s) \
+            if coarse.enabled and sampling.keyframe_first else None
+        keyframe_first = layout is not None
         watch.add("gop_layout", started)
         stats.keyframe_first = keyframe_first
         decoded_later = DecodeStats()  # keyframe-first: what the scan decodes between keyframes (this thread)

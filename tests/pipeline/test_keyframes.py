@@ -8,11 +8,11 @@ import json
 import pytest
 
 from pipeline.config import SamplingConfig, ScanConfig
-from pipeline.keyframes import GopLayout, gop_layout
+from pipeline.keyframes import GopLayout, gop_layout, keyframes_suffice
 from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import probe
-from samples.clips import Scene, encode_video
+from samples.clips import Scene, encode_video, transcode
 from samples.photos import package_photo
 from tests.conftest import make_runtime
 from workers.scans import codec
@@ -121,3 +121,15 @@ def test_a_keyframe_first_scan_in_segments_finds_what_the_whole_scan_finds(tmp_p
         [(f["identity"]["name"], f["action"]) for f in whole["findings"]]
     assert merged["verdict"]["action"] == whole["verdict"]["action"]
     assert seen(whole) > 3.0 and abs(seen(merged) - seen(whole)) <= 1.0, (seen(merged), seen(whole))
+
+
+def test_only_decoders_that_skip_to_keyframes_get_the_keyframe_pass(tmp_path, phone_clip):
+    """FFmpeg's VP9 decoder gives every frame whatever skip_frame says: a VP9 clip with a keyframe a
+    second keeps the one decode, while its H.264 original gets the keyframe pass."""
+    config = SamplingConfig()
+    assert keyframes_suffice(probe(phone_clip, config), 1.0, 0.0, 10.0) is not None
+    vp9 = transcode(phone_clip, tmp_path / "phone.webm", "libvpx-vp9",
+                    options={"g": "25", "crf": "40", "b": "0", "deadline": "realtime", "cpu-used": "8"})
+    info = probe(vp9, config)
+    assert info.codec == "vp9" and gop_layout(info).short(1.0, 0.0, info.duration_s)
+    assert keyframes_suffice(info, 1.0, 0.0, info.duration_s) is None
