@@ -63,13 +63,52 @@ class GopLayout:
         return float(np.max(np.diff(edges))) <= longest
 
 
-def keyframes_suffice(info: VideoInfo, coarse_interval_s: float, start_s: float, end_s: float) -> GopLayout | None:
-    """The video's layout when its coarse samples can be keyframes decoded alone (a decoder that skips
-    to keyframes, and keyframes close enough: `GopLayout.short`), else None."""
-    if info.codec not in SKIPS_TO_KEYFRAMES:
-        return None
-    layout = gop_layout(info)
-    return layout if layout.short(coarse_interval_s, start_s, end_s) else None
+class KeyframeFirst:
+    """The keyframe-first pass of one observation: its samples, the stretches between them decoded when
+    the scan asks, and what that decoding adds to the observation's counts."""
+
+    def __init__(self, info: VideoInfo, config: SamplingConfig, layout: GopLayout, start_s: float,
+                 end_s: float | None):
+        self.info, self.config, self.layout = info, config, layout
+        self.start_s, self.end_s = start_s, end_s
+        self.last: Frame | None = None  # the latest keyframe sample analysed
+        self._decoded = DecodeStats()   # the stretches', counted on the scan's thread
+
+    @classmethod
+    def plan(cls, info: VideoInfo, config: SamplingConfig, start_s: float, end_s: float | None) -> KeyframeFirst | None:
+        """The pass when the video's coarse samples can be keyframes decoded alone: its decoder skips to
+        keyframes (`SKIPS_TO_KEYFRAMES`) and they lie close enough (`GopLayout.short`); else None."""
+        if not config.keyframe_first or info.codec not in SKIPS_TO_KEYFRAMES:
+            return None
+        layout = gop_layout(info)
+        if not layout.short(config.coarse_interval_s, start_s, end_s if end_s is not None else info.duration_s):
+            return None
+        return cls(info, config, layout, start_s, end_s)
+
+    def samples(self, stats: DecodeStats) -> Iterator[Frame]:
+        return keyframe_samples(self.info, self.config, stats, self.start_s, self.end_s)
+
+    def cut_unseen(self, frame: Frame | None) -> bool:
+        """Whether a cut-like frame lies between the last keyframe sample and `frame`."""
+        return frame is not None and self.last is not None and self.layout.cut_between(self.last.t_s, frame.t_s)
+
+    def between(self, until: Frame | None) -> list[Frame]:
+        """The samples between the last keyframe sample and `until` (None: the end), decoded now; `until`
+        becomes a cut when one falls on it."""
+        if self.last is None:
+            return []
+        held, cut = between(self.info, self.config, self._decoded, self.last.t_s, until.t_s if until else None)
+        if until is not None and cut is not None:
+            until.reason = cut
+        return held
+
+    def finish(self, stats: DecodeStats) -> None:
+        """Add the stretches' decoding to `stats`, and the stream's end as its packets show it: the last
+        keyframe may lie up to `GAP_SLACK` coarse intervals before the end."""
+        stats.add(self._decoded)
+        end = self.end_s if self.end_s is not None else float("inf")
+        stats.last_t_s = max(stats.last_t_s, min(self.layout.last_t_s, end))
+        stats.keyframe_first = True
 
 
 def gop_layout(info: VideoInfo) -> GopLayout:

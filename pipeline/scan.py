@@ -25,8 +25,7 @@ from pipeline.faces.quality import assess
 from pipeline.synthetic.analyzer import SyntheticAnalyzer, SyntheticResult
 from pipeline.faces.tracking import FaceTracker, same_faces
 from pipeline.types import FaceObservation, Frame, Track, TrackMatch, VideoInfo
-from pipeline import keyframes
-from pipeline.keyframes import keyframe_samples, keyframes_suffice
+from pipeline.keyframes import KeyframeFirst
 from pipeline.video import DecodeStats, VideoInputError, probe, sample_frames, unchanged
 
 ProgressFn = Callable[[float, float], None]  # (seconds of video done, seconds in total)
@@ -131,14 +130,9 @@ class Scanner:
         sampling = self.config.sampling
         coarse = _CoarseToFine(self.config)
         started = time.perf_counter()
-        layout = keyframes_suffice(info, sampling.coarse_interval_s, start_s,
-                                   end_s if end_s is not None else info.duration_s) \
-            if coarse.enabled and sampling.keyframe_first else None
-        keyframe_first = layout is not None
+        keyframe_first = KeyframeFirst.plan(info, sampling, start_s, end_s) if coarse.enabled else None
         watch.add("gop_layout", started)
-        stats.keyframe_first = keyframe_first
-        decoded_later = DecodeStats()  # keyframe-first: what the scan decodes between keyframes (this thread)
-        spacing = sampling.coarse_interval_s if keyframe_first else sampling.interval_s
+        spacing = sampling.coarse_interval_s if keyframe_first else sampling.interval_s  # of the samples seen
         frames = self.synthetic.frame_sampler(info, spacing)
         characters = self.characters.start() if self.characters is not None else None
 
@@ -155,20 +149,15 @@ class Scanner:
                 characters.offer(frame, faces)
                 watch.add("characters", started)
 
-        source = keyframe_samples if keyframe_first else sample_frames
-        sampled = _prefetch(source(info, sampling, stats, start_s, end_s), watch)
-        last_coarse: Frame | None = None
+        source = keyframe_first.samples(stats) if keyframe_first else \
+            sample_frames(info, sampling, stats, start_s, end_s)
+        sampled = _prefetch(source, watch)
 
         def decoded_between(until: Frame | None) -> list[Frame]:
-            """Keyframe-first: the samples between the last coarse one and `until`, decoded now."""
-            if last_coarse is None:
-                return []
+            assert keyframe_first is not None, "only keyframe-first samples leave stretches undecoded"
             started = time.perf_counter()
-            held, cut = keyframes.between(info, sampling, decoded_later, last_coarse.t_s,
-                                          until.t_s if until else None)
+            held = keyframe_first.between(until)
             watch.add("decode_between", started)
-            if until is not None and cut is not None:
-                until.reason = cut
             return held
 
         for frame, between in coarse.steps(sampled):
@@ -176,15 +165,13 @@ class Scanner:
             if frame is not None:
                 repeated = coarse.repeated(frame)
                 if repeated is None:  # a keyframe-first sample may open a shot (known only if decoded between)
-                    faces = self._faces(frame, watch, dropped, tracker, embed_all=keyframe_first)
+                    faces = self._faces(frame, watch, dropped, tracker, embed_all=keyframe_first is not None)
                     coarse.detected(frame)
                 else:
                     faces = repeated
                     stats.unchanged += 1
-            cut_unseen = keyframe_first and layout is not None and frame is not None and last_coarse is not None \
-                and layout.cut_between(last_coarse.t_s, frame.t_s)
-            if coarse.refine(faces, frame is None) or cut_unseen:
-                if keyframe_first:
+            if coarse.refine(faces, frame is None) or (keyframe_first is not None and keyframe_first.cut_unseen(frame)):
+                if keyframe_first is not None:
                     between = decoded_between(frame)
                 for held in between:
                     analyse(held, self._faces(held, watch, dropped, tracker))
@@ -196,15 +183,15 @@ class Scanner:
             if frame is not None:
                 analyse(frame, faces)
                 coarse.previous = faces
-                last_coarse = frame
+                if keyframe_first is not None:
+                    keyframe_first.last = frame
                 if progress:
                     progress(frame.t_s - start_s, (end_s or info.duration_s) - start_s)
-        if keyframe_first and layout is not None:
+        if keyframe_first is not None:
             if coarse.refine([], True):  # a face still on screen at the last keyframe
                 for held in decoded_between(None):
                     analyse(held, self._faces(held, watch, dropped, tracker))
-            stats.add(decoded_later)
-            stats.last_t_s = max(stats.last_t_s, min(layout.last_t_s, end_s if end_s is not None else np.inf))
+            keyframe_first.finish(stats)
         self._check_complete(info, stats, start_s, end_s)
         tracks = tracker.finish()
         started = time.perf_counter()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipeline.config import SamplingConfig, ScanConfig
-from pipeline.keyframes import GopLayout, gop_layout, keyframes_suffice
+from pipeline.keyframes import GopLayout, KeyframeFirst, gop_layout
 from pipeline.provenance.reader import read_provenance
 from pipeline.report import build_report
 from pipeline.video import probe
@@ -127,9 +127,9 @@ def test_only_decoders_that_skip_to_keyframes_get_the_keyframe_pass(tmp_path, ph
     """FFmpeg's VP9 decoder gives every frame whatever skip_frame says: a VP9 clip with a keyframe a
     second keeps the one decode, while its H.264 original gets the keyframe pass."""
     config = SamplingConfig()
-    assert keyframes_suffice(probe(phone_clip, config), 1.0, 0.0, 10.0) is not None
+    assert KeyframeFirst.plan(probe(phone_clip, config), config, 0.0, None) is not None
     vp9 = transcode(phone_clip, tmp_path / "phone.webm", "libvpx-vp9",
                     options={"g": "25", "crf": "40", "b": "0", "deadline": "realtime", "cpu-used": "8"})
     info = probe(vp9, config)
     assert info.codec == "vp9" and gop_layout(info).short(1.0, 0.0, info.duration_s)
-    assert keyframes_suffice(info, 1.0, 0.0, info.duration_s) is None
+    assert KeyframeFirst.plan(info, config, 0.0, None) is None
