@@ -37,13 +37,15 @@ SKIPS_TO_KEYFRAMES = frozenset({"h264", "hevc", "mpeg4"})
 
 @dataclass(frozen=True)
 class GopLayout:
-    """Where the keyframes of a stream lie (seconds from its start), read from packet flags without
-    decoding; `packets` counts every video packet, `last_t_s` is the latest packet's time."""
+    """Where the keyframes of a stream (or of a stretch of it) lie, in seconds from its start, read from
+    packet flags without decoding; `packets` counts the video packets read, `last_t_s` is the latest
+    one's time; `complete`: False when reading stopped at a gap between keyframes already too long."""
 
     keyframes: tuple[float, ...]
     packets: int
     last_t_s: float
     cut_like: tuple[float, ...] = ()  # times of predicted frames CUT_PACKET_RATIO x those before them
+    complete: bool = True
 
     def cut_between(self, after_s: float, until_s: float) -> bool:
         """Whether a cut-like predicted frame lies strictly between two samples."""
@@ -53,7 +55,7 @@ class GopLayout:
         """Whether coarse samples can be keyframes alone: one within `GAP_SLACK` coarse intervals of the
         segment's start, of each other and of its end, and not every frame a keyframe (an intra-only
         stream saves nothing by skipping)."""
-        if coarse_interval_s <= 0 or not self.keyframes or len(self.keyframes) * 2 > self.packets:
+        if not self.complete or coarse_interval_s <= 0 or not self.keyframes or len(self.keyframes) * 2 > self.packets:
             return False
         longest = coarse_interval_s * GAP_SLACK
         inside = [t for t in self.keyframes if start_s - 1e-6 <= t < end_s]
@@ -80,7 +82,7 @@ class KeyframeFirst:
         keyframes (`SKIPS_TO_KEYFRAMES`) and they lie close enough (`GopLayout.short`); else None."""
         if not config.keyframe_first or info.codec not in SKIPS_TO_KEYFRAMES:
             return None
-        layout = gop_layout(info)
+        layout = gop_layout(info, start_s, end_s, give_up_gap_s=config.coarse_interval_s * GAP_SLACK)
         if not layout.short(config.coarse_interval_s, start_s, end_s if end_s is not None else info.duration_s):
             return None
         return cls(info, config, layout, start_s, end_s)
@@ -111,33 +113,45 @@ class KeyframeFirst:
         stats.keyframe_first = True
 
 
-def gop_layout(info: VideoInfo) -> GopLayout:
-    """Read every video packet's flags, size and time (no decoding: tens of milliseconds a minute of
-    1080p)."""
+def gop_layout(info: VideoInfo, start_s: float = 0.0, end_s: float | None = None,
+               give_up_gap_s: float | None = None) -> GopLayout:
+    """Read the flags, sizes and times of the video packets from `start_s` to `end_s` (no decoding: tens
+    of milliseconds a minute of 1080p; a segment reads only its own stretch). With `give_up_gap_s`,
+    reading stops at the first packet that far past the latest keyframe (or the start): the keyframes
+    are already too far apart, and a video with keyframes 10 s apart costs a few packets' reading."""
     container = open_video(info.path)
     try:
         stream = container.streams.video[0]
         base = stream.time_base
         assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
         origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
-        keyframes, cut_like, packets, last = [], [], 0, 0.0
+        if start_s > 0:
+            container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
+        keyframes, cut_like, packets, last, complete = [], [], 0, 0.0, True
+        latest_key = start_s
         recent: deque[int] = deque(maxlen=RECENT_PACKETS)  # sizes of the latest predicted frames
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.pts is None:
                     continue
-                packets += 1
                 t = float(packet.pts * base) - origin
+                if end_s is not None and t >= end_s + 1.0:  # reordered frames of the last group come a little late
+                    break
+                packets += 1
                 last = max(last, t)
                 if packet.is_keyframe:
                     keyframes.append(t)
+                    latest_key = max(latest_key, t)
                     continue
+                if give_up_gap_s is not None and t - latest_key > give_up_gap_s + 0.1:
+                    complete = False
+                    break
                 if len(recent) >= RECENT_PACKETS // 2 and packet.size >= CUT_PACKET_RATIO * float(np.median(recent)):
                     cut_like.append(t)
                 recent.append(packet.size)
         except av.error.FFmpegError:
             pass  # damaged data: the layout up to it; the scan's own decode reports the damage
-        return GopLayout(tuple(sorted(keyframes)), packets, last, tuple(sorted(cut_like)))
+        return GopLayout(tuple(sorted(keyframes)), packets, last, tuple(sorted(cut_like)), complete)
     finally:
         container.close()
 

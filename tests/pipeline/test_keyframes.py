@@ -41,11 +41,20 @@ def phone_clip(tmp_path_factory, photo):
     return encode_video(tmp_path_factory.mktemp("kf") / "phone.mp4", scenes, size=(640, 360), fps=25, gop=25)
 
 
-def test_the_layout_is_read_from_packets(phone_clip):
-    layout = gop_layout(probe(phone_clip, SamplingConfig()))
+def test_the_layout_is_read_from_packets(phone_clip, tmp_path, photo):
+    info = probe(phone_clip, SamplingConfig())
+    layout = gop_layout(info)
     assert layout.keyframes[:3] == pytest.approx((0.0, 1.0, 2.0))
     assert layout.packets == 250 and layout.last_t_s == pytest.approx(9.96)
     assert layout.short(1.0, 0.0, 10.0)
+    segment = gop_layout(info, 3.0, 6.0, give_up_gap_s=1.25)  # a segment reads only its own stretch
+    assert segment.complete and segment.keyframes == pytest.approx((3.0, 4.0, 5.0, 6.0))
+    assert segment.packets <= 4 * 25 and segment.short(1.0, 3.0, 6.0)
+    long_groups = encode_video(tmp_path / "broadcast.mp4", [Scene(photo("gdp.jpg"), 8.0, "pan")], size=(320, 180),
+                               fps=25, gop=100)
+    given_up = gop_layout(probe(long_groups, SamplingConfig()), give_up_gap_s=1.25)
+    assert not given_up.complete and given_up.packets < 40, "keyframes 4 s apart: reading stops after 1.35 s"
+    assert not given_up.short(1.0, 0.0, 8.0)
 
 
 def test_keyframe_first_finds_what_one_decode_of_every_frame_finds(tmp_path, phone_clip, detector, embedder):
