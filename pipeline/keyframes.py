@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.config import SamplingConfig
 from pipeline.types import Frame, VideoInfo
 from pipeline.video import (DecodeStats, bgr_on_read, frames_in, luma_grid, open_video, sample_frames,
-                            short_message)
+                            seek_before, stream_origin)
 
 GAP_SLACK = 1.25  # a keyframe gap up to this many coarse intervals still counts as short (phones: 1.00-1.15 s)
 # A predicted frame this many times the median size of the 8 predicted frames before it is mostly
@@ -124,9 +124,8 @@ def gop_layout(info: VideoInfo, start_s: float = 0.0, end_s: float | None = None
         stream = container.streams.video[0]
         base = stream.time_base
         assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
-        origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
-        if start_s > 0:
-            container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
+        origin = stream_origin(stream)
+        seek_before(container, stream, start_s)
         keyframes, cut_like, packets, last, complete = [], [], 0, 0.0, True
         latest_key = start_s
         recent: deque[int] = deque(maxlen=RECENT_PACKETS)  # sizes of the latest predicted frames
@@ -165,10 +164,7 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONKEY"
-        if start_s > 0:
-            base = stream.time_base
-            assert base is not None, "probe() opened this stream: a decodable video stream has a time base"
-            container.seek(int(start_s / base), stream=stream, backward=True, any_frame=False)
+        seek_before(container, stream, start_s)
         next_target = start_s
         try:
             for frame, t in frames_in(container, stream, stats, start_s, end_s):
@@ -181,7 +177,7 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
                 yield Frame(index=stats.decoded - 1, t_s=round(t, 4), reason="keyframe", keyframe=True,
                             convert=bgr_on_read(frame), luma=grid)
         except av.error.FFmpegError as exc:
-            stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({short_message(exc)})"
+            stats.stopped_on(exc)
     finally:
         container.close()
 

@@ -35,10 +35,10 @@ def open_video(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoInputError(f"{path}: not a readable video container ({short_message(exc)})") from exc
+        raise VideoInputError(f"{path}: not a readable video container ({_short(exc)})") from exc
 
 
-def short_message(exc: Exception) -> str:
+def _short(exc: Exception) -> str:
     return " ".join(str(exc).split())[:200]
 
 
@@ -95,7 +95,7 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as exc:
-        raise VideoInputError(f"{path}: video stream cannot be decoded ({short_message(exc)})") from exc
+        raise VideoInputError(f"{path}: video stream cannot be decoded ({_short(exc)})") from exc
     raise VideoInputError(f"{path}: video stream holds no decodable frame (truncated or empty)")
 
 
@@ -118,15 +118,22 @@ class DecodeStats:
     skipped: int = 0  # sampled frames not analysed: the faces were the same before and after them
     unchanged: int = 0  # coarse samples not run through the detector: the picture had not changed
     keyframe_first: bool = False  # coarse samples were keyframes decoded alone (pipeline/keyframes.py)
+    corrupt_tail: str | None = None  # set when decoding stopped early on damaged data
 
     def add(self, other: DecodeStats) -> None:
-        """Count a second decode of the same video (keyframe-first: the stretches decoded between)."""
+        """Count another decode of the same video: keyframe-first's stretches decoded between keyframes, or
+        another segment of a segmented scan. The first damage reported stays."""
         self.decoded += other.decoded
         self.sampled += other.sampled
         self.scene_cuts += other.scene_cuts
+        self.skipped += other.skipped
+        self.unchanged += other.unchanged
         self.last_t_s = max(self.last_t_s, other.last_t_s)
+        self.keyframe_first = self.keyframe_first or other.keyframe_first
         self.corrupt_tail = self.corrupt_tail or other.corrupt_tail
-    corrupt_tail: str | None = None  # set when decoding stopped early on damaged data
+
+    def stopped_on(self, exc: av.error.FFmpegError) -> None:
+        self.corrupt_tail = f"decoding stopped at {self.last_t_s:.2f} s on damaged data ({_short(exc)})"
 
 
 _LUMA_FIRST = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
@@ -188,13 +195,23 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
             stream.codec_context.skip_frame = "NONREF"
         if config.skip_loop_filter:
             stream.codec_context.options = {"skip_loop_filter": "all"}
-        if start_s > 0:
-            time_base = stream.time_base
-            assert time_base is not None, "probe() opened this stream: a decodable video stream has a time base"
-            container.seek(int(start_s / time_base), stream=stream, backward=True, any_frame=False)
+        seek_before(container, stream, start_s)
         yield from _select(container, stream, info, config, stats, start_s, end_s)
     finally:
         container.close()
+
+
+def seek_before(container, stream, start_s: float) -> None:
+    """Move to the keyframe at or before `start_s` (nothing to do from the start)."""
+    if start_s > 0:
+        time_base = stream.time_base
+        assert time_base is not None, "probe() opened this stream: a decodable video stream has a time base"
+        container.seek(int(start_s / time_base), stream=stream, backward=True, any_frame=False)
+
+
+def stream_origin(stream) -> float:
+    """The stream's first timestamp in seconds: times are counted from it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
 
 def bgr_on_read(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
@@ -209,7 +226,7 @@ def frames_in(container, stream, stats: DecodeStats, start_s: float,
               end_s: float | None) -> Iterator[tuple[av.VideoFrame, float]]:
     """The stream's decoded frames from `start_s` until `end_s`, each with its time in seconds from the
     stream's start, counted in `stats` (frames before `start_s` come from the keyframe a seek landed on)."""
-    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    origin = stream_origin(stream)
     for frame in container.decode(stream):
         if frame.pts is None:
             continue
@@ -262,4 +279,4 @@ def _select(container, stream, info: VideoInfo, config: SamplingConfig, stats: D
             yield Frame(index=stats.decoded - 1, t_s=round(t, 4), reason=reason, keyframe=bool(frame.key_frame),
                         convert=bgr_on_read(frame), luma=grid)
     except av.error.FFmpegError as exc:
-        stats.corrupt_tail = f"decoding stopped at {stats.last_t_s:.2f} s on damaged data ({short_message(exc)})"
+        stats.stopped_on(exc)

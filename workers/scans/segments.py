@@ -147,13 +147,10 @@ def merge_signals(per_segment: list[list[Signal]], track_ids: list[dict[int, int
 
 
 def _decode_totals(parts: list[SegmentPart]) -> DecodeStats:
-    tails = [p.decode.corrupt_tail for p in parts if p.decode.corrupt_tail]
-    return DecodeStats(decoded=sum(p.decode.decoded for p in parts), sampled=sum(p.decode.sampled for p in parts),
-                       scene_cuts=sum(p.decode.scene_cuts for p in parts),
-                       last_t_s=max(p.decode.last_t_s for p in parts),
-                       skipped=sum(p.decode.skipped for p in parts), unchanged=sum(p.decode.unchanged for p in parts),
-                       keyframe_first=any(p.decode.keyframe_first for p in parts),
-                       corrupt_tail=tails[0] if tails else None)
+    total = DecodeStats()
+    for part in parts:
+        total.add(part.decode)
+    return total
 
 
 def _sum(dicts: list[dict]) -> dict:
