@@ -9,11 +9,12 @@ file records what it was fitted on under ``fitting``.
 Hand-made texture measures reached AUC ~0.55-0.65 on the same data; this reaches ~0.84-0.96 by
 paste method, also on encoders it was not fitted on (HEVC, VP9, MPEG-4).
 
-Per track, up to ``faces_per_track`` faces spread over the track are embedded (CLIP costs 0.3-0.5 s
-a face on one CPU core); when the scan knows the gallery, only tracks that come close to a
-registered likeness are scored (``candidate_track_ids``), since the score acts on no other finding.
-The track's value is the faces' mean logit, scored against real faces: the
-median real face scores ~0.05, the 95th percentile 0.5, the 99.5th 0.9. The scores act on the
+Per track, up to ``faces_per_track`` faces spread over the track are embedded (CLIP costs about 0.12
+CPU s a face with the exact-product rewrite, ``embed_cpu_s_per_face`` in
+benchmarks/results/face_swap_probe.json, and 0.07 on native VNNI kernels); when the scan knows the
+gallery, only tracks that come close to a registered likeness are scored (``candidate_track_ids``),
+since the score acts on no other finding. The track's value is the faces' mean logit, scored against
+real faces: the median real face scores ~0.05, the 95th percentile 0.5, the 99.5th 0.9. The scores act on the
 finding of the registered person whose track it is (pipeline/policy.py ``evidence_for``): alone they
 send it to review at most, because short-video filters on real faces reach the same scores (a heavy
 beauty preset put 38% of real tracks at 0.9 or more, benchmarks/results/face_swap_filters.json).
