@@ -32,7 +32,7 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -205,16 +205,11 @@ def full_decode(path: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def sampler_decode(path: Path, settings: Settings) -> DecodeStats:
+def decode_only(sampler: Callable[..., Iterator], path: Path, settings: Settings) -> DecodeStats:
+    """A sampler's samples drawn and dropped: what its decoding alone costs (`sample_frames`, or the
+    keyframe pass `keyframe_samples`)."""
     stats = DecodeStats()
-    for _ in sample_frames(probe(path, settings.scan.sampling), settings.scan.sampling, stats):
-        pass
-    return stats
-
-
-def keyframe_decode(path: Path, settings: Settings) -> DecodeStats:
-    stats = DecodeStats()
-    for _ in keyframe_samples(probe(path, settings.scan.sampling), settings.scan.sampling, stats):
+    for _ in sampler(probe(path, settings.scan.sampling), settings.scan.sampling, stats):
         pass
     return stats
 
@@ -245,7 +240,7 @@ def measure_kind(kind: str, runtime: Runtime, settings: Settings, modes: list[st
     path = upload(kind)
     info = probe(path, settings.scan.sampling)
     frames, full = measured(lambda: full_decode(path))
-    stats, sampler = measured(lambda: sampler_decode(path, settings))
+    stats, sampler = measured(lambda: decode_only(sample_frames, path, settings))
     row: dict = {"clip": {"file": path.name, "duration_s": round(info.duration_s, 2), "size": [info.width, info.height],
                           "fps": round(info.fps, 2)},
                  "full_decode": {"frames": frames, **full.record(info.duration_s)},
@@ -263,7 +258,7 @@ def measure_kind(kind: str, runtime: Runtime, settings: Settings, modes: list[st
         result, cost = measured(lambda: scanner.scan(path, runtime.gallery))
         scanner.config = default
         if result.decode.keyframe_first:  # its decode is the keyframe pass, plus the stretches between
-            _, decode = measured(lambda: keyframe_decode(path, settings))
+            _, decode = measured(lambda: decode_only(keyframe_samples, path, settings))
             decode_stage = "keyframe pass (measured alone; stretches between are in the rest)"
         else:
             decode, decode_stage = sampler, "sampler_decode (measured alone)"
