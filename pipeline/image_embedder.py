@@ -192,10 +192,10 @@ class ClipImageEmbedder:
         chosen = list(providers or available_providers())
         if float_activations:
             session = _session(dequantize_matmuls(onnx.load(str(path))), chosen)
-            log_session(ModelName.IMAGE_EMBEDDER, path, session)
+            log_session(ModelName.IMAGE_EMBEDDER, path, session, chosen)
             return cls(session, batch_invariant=True)
         embedder = exact_native_or_rewritten(onnx.load(str(path)), chosen)
-        log_session(ModelName.IMAGE_EMBEDDER, path, embedder._session)
+        log_session(ModelName.IMAGE_EMBEDDER, path, embedder._session, chosen)
         return embedder
 
     @property

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import onnxruntime as ort
 log = logging.getLogger(__name__)
 # Warnings only from here on: batched ArcFace outputs trip a harmless shape warning per call.
 ort.set_default_logger_severity(3)
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 class ModelName(str, enum.Enum):
@@ -177,8 +180,8 @@ def available_providers(prefer_gpu: bool = True) -> list[str]:
     """CUDA first when onnxruntime-gpu and a GPU are present, CPU always last."""
     have = ort.get_available_providers()
     providers = []
-    if prefer_gpu and "CUDAExecutionProvider" in have:
-        providers.append("CUDAExecutionProvider")
+    if prefer_gpu and CUDA_PROVIDER in have:
+        providers.append(CUDA_PROVIDER)
     providers.append("CPUExecutionProvider")
     return providers
 
@@ -197,5 +200,27 @@ def session_providers(session: ort.InferenceSession) -> list[str]:
     return list(session.get_providers())
 
 
-def log_session(name: ModelName, path: Path, session: ort.InferenceSession) -> None:
-    log.info("loaded %s from %s on %s", name.value, path, session_providers(session)[0])
+def log_session(name: ModelName, path: Path, session: ort.InferenceSession, requested: Sequence[str]) -> None:
+    """Log where a model runs. onnxruntime drops a CUDA provider that fails to load (CUDA or cuDNN
+    libraries missing or of another version) with one line of its own log and runs on the CPU, ten
+    times slower: that gets a warning of ours."""
+    used = session_providers(session)[0]
+    if list(requested[:1]) == [CUDA_PROVIDER] and used != CUDA_PROVIDER:
+        log.warning("%s asked for onnxruntime's CUDA provider but runs on %s: its CUDA or cuDNN libraries did "
+                    "not load, so scans run at CPU speed (LIKENESS_REQUIRE_GPU=true refuses to start instead)",
+                    name.value, used)
+    log.info("loaded %s from %s on %s", name.value, path, used)
+
+
+class GpuFallbackError(RuntimeError):
+    """A model runs on the CPU although the settings require the GPU."""
+
+
+def require_gpu(name: ModelName, provider: str) -> None:
+    """Refuse a model that onnxruntime put on the CPU: a GPU worker that silently scans at CPU speed
+    falls behind its queue instead of failing where an operator sees it."""
+    if provider != CUDA_PROVIDER:
+        raise GpuFallbackError(
+            f"{name.value} runs on {provider}, not on the GPU, and LIKENESS_REQUIRE_GPU is set (onnxruntime's "
+            f"providers here: {ort.get_available_providers()}): install onnxruntime-gpu with the CUDA and cuDNN "
+            "libraries of the driver's CUDA version, or unset LIKENESS_REQUIRE_GPU")

@@ -11,7 +11,7 @@ from pipeline.synthetic.frame_detectors import ClipProbeSignal, CustomOnnxSignal
 from pipeline.synthetic.onscreen import OnScreenTextSignal
 from pipeline.onscreen.ocr import OcrEngine
 from pipeline.image_embedder import AiImageProbe, ClipImageEmbedder
-from pipeline.models import ModelName, available_providers, locate_model
+from pipeline.models import ModelName, available_providers, locate_model, require_gpu
 from pipeline.scan import Scanner
 from pipeline.synthetic.analyzer import CombinedFaceSignals, SyntheticAnalyzer
 from gallery.characters import CharacterEnroller
@@ -36,6 +36,10 @@ class Runtime:
         self._character_gallery: CharacterGallery | None = None
         self._image_embedder: ClipImageEmbedder | None = None
 
+    def _on_gpu_if_required(self, name: ModelName, provider: str) -> None:
+        if self.settings.require_gpu:
+            require_gpu(name, provider)
+
     def _path(self, name: ModelName):
         """Every model file goes through the registry: the user's override (its hash logged) or the packaged
         file, checked against its pinned hash."""
@@ -44,15 +48,19 @@ class Runtime:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = FaceDetector.load(self.settings.scan.detection, self._path(ModelName.FACE_DETECTOR),
-                                               self.settings.prefer_gpu)
+            detector = FaceDetector.load(self.settings.scan.detection, self._path(ModelName.FACE_DETECTOR),
+                                         self.settings.prefer_gpu)
+            self._on_gpu_if_required(ModelName.FACE_DETECTOR, detector.provider)
+            self._detector = detector
         return self._detector
 
     @property
     def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
-            self._embedder = FaceEmbedder.load(self.settings.scan.detection, self._path(ModelName.FACE_EMBEDDER),
-                                               self.settings.prefer_gpu)
+            embedder = FaceEmbedder.load(self.settings.scan.detection, self._path(ModelName.FACE_EMBEDDER),
+                                         self.settings.prefer_gpu)
+            self._on_gpu_if_required(ModelName.FACE_EMBEDDER, embedder.provider)
+            self._embedder = embedder
         return self._embedder
 
     @property

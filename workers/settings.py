@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under home.")
     redis_url: str | None = Field(None, description="Celery broker/result backend and gallery-version signal.")
     prefer_gpu: bool = Field(True, description="Use onnxruntime's CUDA provider when present.")
+    require_gpu: bool = Field(False, description="Refuse to scan when a model would run on the CPU although a GPU "
+                              "was expected (onnxruntime falls back to CPU when CUDA or cuDNN fails to load).")
     image_probe: bool = Field(True, description="Run the CLIP AI-image probe (weak signal, ~0.1 s per kept frame).")
     custom_detector: CustomDetectorConfig | None = Field(
         None, description="An operator's own frame-level AI detector (ONNX + preprocessing), fused as a signal.")

@@ -49,9 +49,9 @@ class FaceDetector:
     @classmethod
     def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> FaceDetector:
         path = path or locate_model(ModelName.FACE_DETECTOR)
-        model = get_model(str(path), providers=available_providers(prefer_gpu),
-                          sess_options=session_options(config.threads))
-        log_session(ModelName.FACE_DETECTOR, path, model.session)
+        providers = available_providers(prefer_gpu)
+        model = get_model(str(path), providers=providers, sess_options=session_options(config.threads))
+        log_session(ModelName.FACE_DETECTOR, path, model.session, providers)
         return cls(model, config)
 
     @property

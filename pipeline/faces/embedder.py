@@ -22,10 +22,14 @@ class FaceEmbedder:
     @classmethod
     def load(cls, config: DetectionConfig, path: Path | None = None, prefer_gpu: bool = True) -> FaceEmbedder:
         path = path or locate_model(ModelName.FACE_EMBEDDER)
-        model = get_model(str(path), providers=available_providers(prefer_gpu),
-                          sess_options=session_options(config.threads))
-        log_session(ModelName.FACE_EMBEDDER, path, model.session)
+        providers = available_providers(prefer_gpu)
+        model = get_model(str(path), providers=providers, sess_options=session_options(config.threads))
+        log_session(ModelName.FACE_EMBEDDER, path, model.session, providers)
         return cls(model, config.embed_batch_size)
+
+    @property
+    def provider(self) -> str:
+        return self._model.session.get_providers()[0]
 
     @property
     def dim(self) -> int:

@@ -72,8 +72,9 @@ class PoseEstimator:
     def load(cls, path: Path | None = None, prefer_gpu: bool = True, threads: int = 0) -> PoseEstimator:
         from insightface.model_zoo import get_model
         path = path or locate_model(ModelName.FACE_LANDMARKS)
-        model = get_model(str(path), providers=available_providers(prefer_gpu), sess_options=session_options(threads))
-        log_session(ModelName.FACE_LANDMARKS, path, model.session)
+        providers = available_providers(prefer_gpu)
+        model = get_model(str(path), providers=providers, sess_options=session_options(threads))
+        log_session(ModelName.FACE_LANDMARKS, path, model.session, providers)
         return cls(model)
 
     def estimate(self, image_bgr: np.ndarray, bbox: np.ndarray, landmarks: np.ndarray) -> HeadPose:

@@ -56,7 +56,7 @@ class _ProjectSession(PredictBase):
         path = Path(model_dir)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(self._threads),
                                             providers=self._providers)
-        log_session(self._model, path, self.session)
+        log_session(self._model, path, self.session, self._providers)
 
 
 class _Detector(TextDetector, _ProjectSession):

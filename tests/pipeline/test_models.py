@@ -138,3 +138,32 @@ def test_a_users_own_file_has_no_pin_and_is_accepted(tmp_path, fresh_checks, cap
 def test_a_missing_users_file_is_refused(tmp_path, fresh_checks):
     with pytest.raises(ModelNotFoundError, match="LIKENESS_MODEL_PATHS"):
         locate_model(ModelName.FACE_DETECTOR, {"face_detector": tmp_path / "absent.onnx"})
+
+
+CPU_ONLY = pytest.mark.skipif(models.CUDA_PROVIDER in models.ort.get_available_providers(),
+                              reason="onnxruntime-gpu here: the detector may really run on CUDA")
+
+
+@CPU_ONLY
+def test_a_session_that_asked_for_cuda_and_got_the_cpu_is_warned_about(caplog):
+    """onnxruntime keeps a session whose CUDA provider failed on the CPU with only its own log line."""
+    import onnxruntime as ort
+
+    path = locate_model(ModelName.FACE_DETECTOR)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with caplog.at_level(logging.INFO, logger="pipeline.models"):
+        models.log_session(ModelName.FACE_DETECTOR, path, session, [models.CUDA_PROVIDER, "CPUExecutionProvider"])
+        models.log_session(ModelName.FACE_DETECTOR, path, session, ["CPUExecutionProvider"])
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "only the session that asked for CUDA is warned about, not one on the CPU by choice"
+    assert "face_detector asked for onnxruntime's CUDA provider but runs on CPUExecutionProvider" in warnings[0].message
+
+
+@CPU_ONLY
+def test_a_worker_that_requires_the_gpu_refuses_to_scan_on_the_cpu(tmp_path):
+    from workers.runtime import Runtime
+    from workers.settings import Settings
+
+    with pytest.raises(models.GpuFallbackError, match="face_detector runs on CPUExecutionProvider, not on the GPU"):
+        _ = Runtime(Settings(home=tmp_path, require_gpu=True)).detector
+    assert Runtime(Settings(home=tmp_path)).detector.provider == "CPUExecutionProvider", "without it the CPU is fine"
