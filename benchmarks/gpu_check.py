@@ -42,10 +42,10 @@ from av.codec.hwaccel import HWAccel, hwdevices_available
 
 from pipeline.config import DetectionConfig, SamplingConfig
 from pipeline.faces.detector import input_shape
+from pipeline.models import CUDA_PROVIDER as CUDA
 from pipeline.models import ModelName, locate_model, session_options
 
 RESULTS = Path("benchmarks/results")
-CUDA = "CUDAExecutionProvider"
 
 
 class GpuPathError(RuntimeError):
