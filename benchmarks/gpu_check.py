@@ -10,7 +10,8 @@
    vectors, against the CPU flat index; a faiss without GPU support is reported with its reason.
 From the decode and inference rates it bounds how many seconds of 1080p video one machine scans
 per second at the default sampling (the issue's aim: 300), for uploads that must be decoded whole
-and for uploads that keyframe-first can sample from their keyframes.
+and for uploads that keyframe-first can sample from their keyframes. `--scan UPLOAD` also times the
+product's whole scan of an upload, one process per core scanning it at once.
 
     python -m benchmarks.gpu_check               # on a GPU machine; exit 1 when a GPU path fails
     python -m benchmarks.gpu_check --cpu-dry-run # the same code paths on CPU; reports no GPU found
@@ -30,6 +31,7 @@ import threading
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +46,12 @@ from pipeline.config import DetectionConfig, SamplingConfig
 from pipeline.faces.detector import input_shape
 from pipeline.models import CUDA_PROVIDER as CUDA
 from pipeline.models import ModelName, locate_model, session_options
+from pipeline.video import probe
 
 RESULTS = Path("benchmarks/results")
+
+
+CHECKS = ("decode", "models", "faiss")
 
 
 class GpuPathError(RuntimeError):
@@ -78,7 +84,7 @@ class DecodeJob:
     on_device: bool = False
 
 
-_start_together: threading.Barrier | None = None  # in a pool's worker: waits for every worker before decoding
+_start_together: threading.Barrier | None = None  # in a pool's worker: every worker starts timing at once
 
 
 def _join_pool(barrier: threading.Barrier) -> None:
@@ -86,10 +92,22 @@ def _join_pool(barrier: threading.Barrier) -> None:
     _start_together = barrier
 
 
+def _wait_for_all() -> None:
+    if _start_together is not None:
+        _start_together.wait(timeout=600)
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """`workers` processes that wait for each other (`_wait_for_all`) before the timed part. Spawned,
+    not forked: a child forked after the parent's own CUDA work inherits a broken context."""
+    context = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_join_pool,
+                                                  initargs=(context.Barrier(workers),))
+
+
 def _decode(path: Path, job: DecodeJob, threads: int) -> tuple[int, bool, float, float]:
     """Frames decoded, whether NVDEC did it, and when decoding began and ended (wall clock)."""
-    if _start_together is not None:
-        _start_together.wait(timeout=120)
+    _wait_for_all()
     began = time.time()
     hwaccel = HWAccel("cuda", allow_software_fallback=False, is_hw_owned=job.on_device) if job.cuda else None
     with av.open(str(path), hwaccel=hwaccel) as container:
@@ -113,10 +131,7 @@ def decode_rate(path: Path, job: DecodeJob, workers: int = 1) -> dict:
     if workers == 1:
         results = [_decode(path, job, threads=0)]
     else:
-        # spawn, not fork: a child forked after the parent's own CUDA decode inherits a broken context
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_join_pool,
-                                                    initargs=(context.Barrier(workers),)) as pool:
+        with _pool(workers) as pool:
             futures = [pool.submit(_decode, path, job, 1) for _ in range(workers)]
             results = [future.result() for future in futures]
     seconds = max(end for *_, end in results) - min(began for *_, began, _ in results)
@@ -212,6 +227,41 @@ def check_models(dry_run: bool) -> dict:
     return result
 
 
+def _scan_once_warm(path: Path, home: Path) -> dict:
+    """In a pool's worker: the product's scan of `path` with the default settings and an empty
+    gallery, once to load every model (and let CUDA pick its kernels), then timed with the others."""
+    from workers.runtime import Runtime
+    from workers.settings import Settings
+
+    runtime = Runtime(Settings(home=home))
+    scanner, gallery = runtime.scanner, runtime.gallery
+    scanner.scan(path, gallery)
+    _wait_for_all()
+    began = time.time()
+    result = scanner.scan(path, gallery)
+    return {"began": began, "ended": time.time(), "detector": runtime.detector.provider,
+            "embedder": runtime.embedder.provider, "frames_decoded": result.decode.decoded,
+            "keyframe_first": result.decode.keyframe_first, "tracks": len(result.tracks)}
+
+
+def scan_rate(path: Path, workers: int) -> dict:
+    """Seconds of video scanned per second by `workers` processes each scanning `path` at once, as
+    a machine runs one worker process per core."""
+    info = probe(path, SamplingConfig())
+    duration, size = info.duration_s, [info.width, info.height]
+    with tempfile.TemporaryDirectory() as homes, _pool(workers) as pool:
+        futures = [pool.submit(_scan_once_warm, path, Path(homes) / str(n)) for n in range(workers)]
+        results = [future.result() for future in futures]
+    seconds = max(r["ended"] for r in results) - min(r["began"] for r in results)
+    scans = sorted(r["ended"] - r["began"] for r in results)
+    first = results[0]
+    return {"clip": path.name, "size": size, "duration_s": round(duration, 2), "workers": workers,
+            "seconds": round(seconds, 2), "x_realtime": round(duration * workers / seconds, 1),
+            "scan_s_median": round(scans[len(scans) // 2], 2), "providers": sorted({r["detector"] for r in results}
+                                                                                   | {r["embedder"] for r in results}),
+            **{key: first[key] for key in ("frames_decoded", "keyframe_first", "tracks")}}
+
+
 def _timed_rows(search: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
     """The rows a search found and the seconds it took."""
     started = time.perf_counter()
@@ -290,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=int, default=None, help="gallery size (default 2,000,000 on GPU, 20,000 dry)")
     parser.add_argument("--workers", type=int, default=None,
                         help="decoders at once for the parallel rates (default: one per core on GPU, none dry)")
+    parser.add_argument("--scan", type=Path, action="append", default=[],
+                        help="also time the product's whole scan of this upload, one process per worker (repeatable)")
+    parser.add_argument("--checks", nargs="*", choices=CHECKS, default=list(CHECKS),
+                        help="which paths to check (default all; none with --scan alone)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     dry = args.cpu_dry_run
@@ -297,24 +351,31 @@ def main(argv: list[str] | None = None) -> int:
     vectors = args.vectors or (20_000 if dry else 2_000_000)
     workers = args.workers if args.workers is not None else (1 if dry else os.cpu_count() or 1)
     out = args.out or RESULTS / ("gpu_check.cpu_dry_run.json" if dry else "gpu_check.json")
-    clip = make_clip(Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu-check-{os.getpid()}.mp4", seconds)
+    clip = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu-check-{os.getpid()}.mp4"
+    if "decode" in args.checks:
+        make_clip(clip, seconds)
     report: dict = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                     "mode": "cpu dry run" if dry else "gpu", "machine": machine(),
                     "clip": {"size": [1920, 1080], "fps": 30, "seconds": seconds}}
     failures = []
-    for name, check in (("decode", lambda: check_decode(clip, dry, workers)), ("models", lambda: check_models(dry)),
-                        ("faiss", lambda: check_faiss(dry, vectors))):
+    checks = {"decode": lambda: check_decode(clip, dry, workers), "models": lambda: check_models(dry),
+              "faiss": lambda: check_faiss(dry, vectors)}
+    for name in args.checks:
+        check = checks[name]
         try:
             report[name] = check()
         except GpuPathError as exc:
             report[name] = {"error": str(exc)}
             failures.append(f"{name}: {exc}")
     clip.unlink(missing_ok=True)
-    if "software" in report["decode"] and "fps" in report["models"]:
+    if "software" in report.get("decode", {}) and "fps" in report.get("models", {}):
         report["estimate"] = estimate(report["decode"], report["models"], 30.0)
-    gpu_seen = (report["decode"].get("cuda", {}).get("one", {}).get("hwaccel", False)
-                or report["models"].get("provider") == CUDA
-                or report["faiss"].get("gpu_available", False))
+    if args.scan:
+        report["scans"] = [scan_rate(path, workers) for path in args.scan]
+    gpu_seen = (report.get("decode", {}).get("cuda", {}).get("one", {}).get("hwaccel", False)
+                or report.get("models", {}).get("provider") == CUDA
+                or report.get("faiss", {}).get("gpu_available", False)
+                or any(CUDA in scan["providers"] for scan in report.get("scans", [])))
     report["gpu_found"] = bool(gpu_seen)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -34,3 +34,21 @@ def test_without_dry_run_a_missing_gpu_fails_loudly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "GPU CHECK FAILED" in err and "onnxruntime has no CUDA provider" in err
     assert "error" in json.loads(out.read_text())["models"]
+
+
+def test_the_products_scan_is_timed_in_worker_processes(tmp_path):
+    """--scan runs the product's whole scan in spawned workers that start their timed scan together."""
+    import cv2
+
+    from samples.clips import Scene, encode_video
+    from samples.photos import package_photo
+
+    clip = encode_video(tmp_path / "yao.mp4", [Scene(cv2.imread(str(package_photo("yaoming.jpg"))), 3.0, "pan")],
+                        size=(1280, 720), fps=25, crf=23, preset="veryfast")
+    out = tmp_path / "scan.json"
+    assert gpu_check.main(["--cpu-dry-run", "--checks", "--scan", str(clip), "--workers", "1", "--out", str(out)]) == 0
+    scan = json.loads(out.read_text())["scans"][0]
+    assert scan["workers"] == 1 and scan["duration_s"] == 3.0 and scan["x_realtime"] > 0
+    assert scan["tracks"] == 1 and scan["frames_decoded"] > 0, "the scan followed the one face on screen"
+    cuda = "CUDAExecutionProvider"
+    assert (cuda if cuda in ort.get_available_providers() else "CPUExecutionProvider") in scan["providers"]
