@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import threading
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -237,11 +238,22 @@ def _scan_once_warm(path: Path, home: Path) -> dict:
     scanner, gallery = runtime.scanner, runtime.gallery
     scanner.scan(path, gallery)
     _wait_for_all()
-    began = time.time()
+    began, cpu = time.time(), _cpu_s()
     result = scanner.scan(path, gallery)
-    return {"began": began, "ended": time.time(), "detector": runtime.detector.provider,
+    return {"began": began, "ended": time.time(), "cpu_s": _cpu_s() - cpu, "detector": runtime.detector.provider,
             "embedder": runtime.embedder.provider, "frames_decoded": result.decode.decoded,
-            "keyframe_first": result.decode.keyframe_first, "tracks": len(result.tracks)}
+            "keyframe_first": result.decode.keyframe_first, "tracks": len(result.tracks),
+            "timings_ms": result.timings_ms}
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def scan_rate(path: Path, workers: int) -> dict:
@@ -253,12 +265,14 @@ def scan_rate(path: Path, workers: int) -> dict:
         futures = [pool.submit(_scan_once_warm, path, Path(homes) / str(n)) for n in range(workers)]
         results = [future.result() for future in futures]
     seconds = max(r["ended"] for r in results) - min(r["began"] for r in results)
-    scans = sorted(r["ended"] - r["began"] for r in results)
     first = results[0]
     return {"clip": path.name, "size": size, "duration_s": round(duration, 2), "workers": workers,
             "seconds": round(seconds, 2), "x_realtime": round(duration * workers / seconds, 1),
-            "scan_s_median": round(scans[len(scans) // 2], 2), "providers": sorted({r["detector"] for r in results}
-                                                                                   | {r["embedder"] for r in results}),
+            "scan_s_median": round(_median([r["ended"] - r["began"] for r in results]), 2),
+            "scan_cpu_s_median": round(_median([r["cpu_s"] for r in results]), 2),
+            "stage_ms_median": {stage: round(_median([r["timings_ms"].get(stage, 0.0) for r in results]))
+                                for stage in first["timings_ms"]},
+            "providers": sorted({r["detector"] for r in results} | {r["embedder"] for r in results}),
             **{key: first[key] for key in ("frames_decoded", "keyframe_first", "tracks")}}
 
 
