@@ -276,6 +276,17 @@ def scan_rate(path: Path, workers: int) -> dict:
             **{key: first[key] for key in ("frames_decoded", "keyframe_first", "tracks")}}
 
 
+def make_uploads(folder: Path) -> list[Path]:
+    """The two uploads `--scan` was timed on (docs/scanning.md): real footage (fer's woman2) at
+    1920x1080, twice over (31 s), as a phone stores it (a keyframe a second, CRF 18) and as x264 does
+    by default (veryfast, CRF 23, keyframes up to 250 frames apart)."""
+    from benchmarks.scan_speed import reencoded_woman
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return [reencoded_woman(folder / "phone-1080p-gop1s.mp4", (1920, 1080), {"crf": "18"}, gop_s=1.0, repeats=2),
+            reencoded_woman(folder / "x264-1080p-default-gop.mp4", (1920, 1080), {"crf": "23"}, repeats=2)]
+
+
 def _timed_rows(search: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
     """The rows a search found and the seconds it took."""
     started = time.perf_counter()
@@ -356,10 +367,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="decoders at once for the parallel rates (default: one per core on GPU, none dry)")
     parser.add_argument("--scan", type=Path, action="append", default=[],
                         help="also time the product's whole scan of this upload, one process per worker (repeatable)")
+    parser.add_argument("--make-uploads", type=Path, metavar="FOLDER",
+                        help="write the two 1080p uploads the scans were timed on into FOLDER and stop")
     parser.add_argument("--checks", nargs="*", choices=CHECKS, default=list(CHECKS),
                         help="which paths to check (default all; none with --scan alone)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.make_uploads:
+        print("\n".join(str(path) for path in make_uploads(args.make_uploads)))
+        return 0
     dry = args.cpu_dry_run
     seconds = args.seconds or (2.0 if dry else 20.0)
     vectors = args.vectors or (20_000 if dry else 2_000_000)

@@ -68,9 +68,10 @@ def _scenes(photos: list[tuple[str, str]], seconds: float) -> list[Scene]:
     return [Scene(_photo(name), per, motion) for name, motion in photos]  # type: ignore[arg-type]
 
 
-def _reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], gop_s: float | None = None) -> Path:
-    """fer's woman2.mp4 (real footage of a woman talking to camera) scaled to `size`, four times over;
-    `gop_s`: a keyframe exactly this often and none at cuts."""
+def reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], gop_s: float | None = None,
+                    repeats: int = 4) -> Path:
+    """fer's woman2.mp4 (real footage of a woman talking to camera, 15.5 s) scaled to `size`, `repeats`
+    times over; `gop_s`: a keyframe exactly this often and none at cuts."""
     source = footage.clip("fer_woman2")
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
@@ -83,21 +84,21 @@ def _reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str],
             options = {**options, "g": frames, "keyint_min": frames, "sc_threshold": "0"}
         stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", **options})
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for picture in pictures * 4:
+        for picture in pictures * repeats:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
         out.mux(stream.encode(None))
     return path
 
 
 def talking_head(path: Path) -> Path:
-    return _reencoded_woman(path, (1280, 720), {"crf": "23"})
+    return reencoded_woman(path, (1280, 720), {"crf": "23"})
 
 
 def phone(path: Path) -> Path:
     """The same footage as a phone stores it: 1920x1080, a keyframe every second and none at cuts (as
     phones' hardware encoders do: the real phone clips of samples/footage.py have keyframes 1.00-1.15 s
     apart), at a higher quality (CRF 18)."""
-    return _reencoded_woman(path, (1920, 1080), {"crf": "18"}, gop_s=1.0)
+    return reencoded_woman(path, (1920, 1080), {"crf": "18"}, gop_s=1.0)
 
 
 def crowd(path: Path) -> Path:
