@@ -163,6 +163,7 @@ def keyframe_samples(info: VideoInfo, config: SamplingConfig, stats: DecodeStats
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = config.decode_threads
         stream.codec_context.skip_frame = "NONKEY"
         seek_before(container, stream, start_s)
         next_target = start_s

@@ -191,6 +191,7 @@ def sample_frames(info: VideoInfo, config: SamplingConfig, stats: DecodeStats | 
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = config.decode_threads
         if config.skip_nonref:
             stream.codec_context.skip_frame = "NONREF"
         if config.skip_loop_filter:

@@ -42,6 +42,16 @@ def test_samples_every_interval_and_decodes_less(clip):
     assert stats.decoded < 150 * 0.9, "non-reference frames are skipped"
 
 
+def test_one_decoder_thread_samples_the_same_pictures(clip):
+    """decode_threads=1 (a worker per core) changes how the decoder works, not what it gives."""
+    samples = {}
+    for threads in (0, 1):
+        config = SamplingConfig(decode_threads=threads)
+        samples[threads] = [(f.t_s, f.reason, f.image) for f in sample_frames(probe(clip, config), config)]
+    assert [s[:2] for s in samples[0]] == [s[:2] for s in samples[1]] and len(samples[0]) >= 12
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(samples[0], samples[1]))
+
+
 def test_scene_cuts_are_sampled_between_intervals(clip, scenes):
     config = SamplingConfig(interval_s=5.0, scene_cuts=True)
     frames = list(sample_frames(probe(clip, config), config))
