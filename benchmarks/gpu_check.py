@@ -27,12 +27,12 @@ import datetime
 import json
 import multiprocessing
 import os
-import threading
 import platform
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -231,6 +231,7 @@ def check_models(dry_run: bool) -> dict:
 def _scan_once_warm(path: Path, home: Path) -> dict:
     """In a pool's worker: the product's scan of `path` with the default settings and an empty
     gallery, once to load every model (and let CUDA pick its kernels), then timed with the others."""
+    from benchmarks.scan_speed import process_cpu_s
     from workers.runtime import Runtime
     from workers.settings import Settings
 
@@ -238,22 +239,12 @@ def _scan_once_warm(path: Path, home: Path) -> dict:
     scanner, gallery = runtime.scanner, runtime.gallery
     scanner.scan(path, gallery)
     _wait_for_all()
-    began, cpu = time.time(), _cpu_s()
+    began, cpu = time.time(), process_cpu_s()
     result = scanner.scan(path, gallery)
-    return {"began": began, "ended": time.time(), "cpu_s": _cpu_s() - cpu, "detector": runtime.detector.provider,
+    return {"began": began, "ended": time.time(), "cpu_s": process_cpu_s() - cpu, "detector": runtime.detector.provider,
             "embedder": runtime.embedder.provider, "frames_decoded": result.decode.decoded,
             "keyframe_first": result.decode.keyframe_first, "tracks": len(result.tracks),
             "timings_ms": result.timings_ms}
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process, all its threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
 
 
 def scan_rate(path: Path, workers: int) -> dict:
@@ -268,9 +259,9 @@ def scan_rate(path: Path, workers: int) -> dict:
     first = results[0]
     return {"clip": path.name, "size": size, "duration_s": round(duration, 2), "workers": workers,
             "seconds": round(seconds, 2), "x_realtime": round(duration * workers / seconds, 1),
-            "scan_s_median": round(_median([r["ended"] - r["began"] for r in results]), 2),
-            "scan_cpu_s_median": round(_median([r["cpu_s"] for r in results]), 2),
-            "stage_ms_median": {stage: round(_median([r["timings_ms"].get(stage, 0.0) for r in results]))
+            "scan_s_median": round(statistics.median_high([r["ended"] - r["began"] for r in results]), 2),
+            "scan_cpu_s_median": round(statistics.median_high([r["cpu_s"] for r in results]), 2),
+            "stage_ms_median": {stage: round(statistics.median_high([r["timings_ms"].get(stage, 0.0) for r in results]))
                                 for stage in first["timings_ms"]},
             "providers": sorted({r["detector"] for r in results} | {r["embedder"] for r in results}),
             **{key: first[key] for key in ("frames_decoded", "keyframe_first", "tracks")}}

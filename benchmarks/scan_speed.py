@@ -176,7 +176,8 @@ def upload(kind: str) -> Path:
     return path
 
 
-def _cpu_s() -> float:
+def process_cpu_s() -> float:
+    """CPU seconds of this process, all its threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -194,9 +195,9 @@ class Cost:
 
 
 def measured(fn: Callable[[], T]) -> tuple[T, Cost]:
-    cpu, wall = _cpu_s(), time.perf_counter()
+    cpu, wall = process_cpu_s(), time.perf_counter()
     out = fn()
-    return out, Cost(time.perf_counter() - wall, _cpu_s() - cpu, os.getloadavg()[0])
+    return out, Cost(time.perf_counter() - wall, process_cpu_s() - cpu, os.getloadavg()[0])
 
 
 def full_decode(path: Path) -> int:
@@ -228,11 +229,11 @@ class SyntheticCpu:
         analyze = analyzer.analyze
 
         def timed(*args, **kwargs):
-            started = _cpu_s()
+            started = process_cpu_s()
             try:
                 return analyze(*args, **kwargs)
             finally:
-                self.seconds += _cpu_s() - started
+                self.seconds += process_cpu_s() - started
 
         analyzer.analyze = timed  # type: ignore[method-assign]
 
