@@ -100,14 +100,20 @@ def _haar_approx(plane: np.ndarray) -> np.ndarray:
     return pairs[:, 0::2] * tap + pairs[:, 1::2] * tap
 
 
-def _u_band(bgr: np.ndarray, variant: DecodeVariant) -> np.ndarray:
-    """Haar approximation band of the U plane, exactly as imwatermark computes it."""
-    image = bgr[..., ::-1] if variant.swap_rb else bgr
+def _u_band(bgr: np.ndarray, variant: DecodeVariant, as_float: np.ndarray | None = None) -> np.ndarray:
+    """Haar approximation band of the U plane, exactly as imwatermark computes it. `as_float`: the same
+    pixels as float32, when the caller has them (a frame's two float reads share one conversion)."""
+    rows, cols = bgr.shape[0] // 4 * 4, bgr.shape[1] // 4 * 4
     if variant.float_yuv:
-        image = image.astype(np.float32)
-    rows, cols = image.shape[0] // 4 * 4, image.shape[1] // 4 * 4
-    yuv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV)
-    return _haar_approx(yuv[:rows, :cols, 1])
+        image = bgr.astype(np.float32) if as_float is None else as_float
+        if variant.swap_rb:  # float RGB2YUV rounds differently (by an ulp) from BGR2YUV of swapped pixels
+            image = np.ascontiguousarray(image[..., ::-1])
+        code = cv2.COLOR_BGR2YUV
+    else:  # on uint8, RGB2YUV gives the same integers as BGR2YUV of the swapped pixels, without the copy
+        image = np.ascontiguousarray(bgr)
+        code = cv2.COLOR_RGB2YUV if variant.swap_rb else cv2.COLOR_BGR2YUV
+    yuv = cv2.cvtColor(image, code)
+    return _haar_approx(cv2.extractChannel(yuv[:rows, :cols], 1))  # contiguous: the Haar pass reads it faster
 
 
 def _blocks(approx: np.ndarray) -> np.ndarray:
@@ -122,33 +128,48 @@ def _peak_index(blocks: np.ndarray) -> np.ndarray:
     return np.argmax(np.abs(blocks[:, 1:]), axis=1) + 1
 
 
-def _block_bits(bgr: np.ndarray, variant: DecodeVariant, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
-    """One hard bit per block, in embedding order, and the embedding index of the first. With
-    `max_pixels`, a larger frame is read in its middle band of whole block rows (8 pixel rows each)."""
-    first = 0
+def _read_region(bgr: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, int]:
+    """The pixels read, and the embedding index of their first block. With `max_pixels`, a larger frame
+    is read in its middle band of whole block rows (8 pixel rows each)."""
     height, width = bgr.shape[:2]
-    if max_pixels is not None and height * width > max_pixels:
-        row = 2 * BLOCK  # pixel rows per block row: the Haar band halves the picture
-        band = max(2 * row, max_pixels // width // row * row)
-        start = (height // 4 * 4 - band) // 2 // row * row
-        first = start // row * ((width // 4 * 4) // 2 // BLOCK)  # the blocks of the rows above the band
-        bgr = bgr[start:start + band]
-    blocks = _blocks(_u_band(bgr, variant))
+    if max_pixels is None or height * width <= max_pixels:
+        return bgr, 0
+    row = 2 * BLOCK  # pixel rows per block row: the Haar band halves the picture
+    band = max(2 * row, max_pixels // width // row * row)
+    start = (height // 4 * 4 - band) // 2 // row * row
+    first = start // row * ((width // 4 * 4) // 2 // BLOCK)  # the blocks of the rows above the band
+    return bgr[start:start + band], first
+
+
+def _region_bits(region: np.ndarray, variant: DecodeVariant, as_float: np.ndarray | None = None) -> np.ndarray:
+    """One hard bit per block of the region, in embedding order."""
+    blocks = _blocks(_u_band(region, variant, as_float))
     peak = np.abs(blocks[np.arange(len(blocks)), _peak_index(blocks)])
-    return (peak % SCALE) > 0.5 * SCALE, first
+    return (peak % SCALE) > 0.5 * SCALE
 
 
-def _vote(block_bits: np.ndarray, n_bits: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per payload bit: how many blocks read 1, and how many blocks carry it; `first`: the embedding
-    index of the first block."""
-    slot = (first + np.arange(len(block_bits))) % n_bits
-    ones = np.bincount(slot, weights=block_bits, minlength=n_bits)
-    return ones, np.bincount(slot, minlength=n_bits).astype(np.float64)
+def _block_bits(bgr: np.ndarray, variant: DecodeVariant, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """One hard bit per block, in embedding order, and the embedding index of the first."""
+    region, first = _read_region(bgr, max_pixels)
+    return _region_bits(region, variant), first
 
 
-def _majority(ones: np.ndarray, total: np.ndarray) -> np.ndarray:
-    # imwatermark: mean * 255 > 127, kept in integers.
-    return ones * 255 > total * 127
+@dataclass(frozen=True, eq=False)
+class _Slots:
+    """Which payload bit each block carries (block k: bit k mod n), for blocks from embedding index
+    `first` on, and how many blocks carry each bit: the same for every read of one region."""
+    slot: np.ndarray
+    total: np.ndarray
+
+    @classmethod
+    def of(cls, n_blocks: int, n_bits: int, first: int = 0) -> _Slots:
+        slot = (first + np.arange(n_blocks)) % n_bits
+        return cls(slot, np.bincount(slot, minlength=n_bits))
+
+    def majority(self, block_bits: np.ndarray) -> np.ndarray:
+        """Per payload bit, as imwatermark decides it (mean * 255 > 127), kept in integers."""
+        ones = np.bincount(self.slot[block_bits], minlength=len(self.total))
+        return ones * 255 > self.total * 127
 
 
 def _usable(bgr: np.ndarray) -> bool:
@@ -164,7 +185,7 @@ def decode_dwtdct_bits(bgr: np.ndarray, n_bits: int, variant: DecodeVariant = De
     """Raw bits as imwatermark's ``WatermarkDecoder('bits', n_bits).decode(bgr, 'dwtDct')`` reads them."""
     _check_size(bgr)
     block_bits, first = _block_bits(bgr, variant)
-    return _majority(*_vote(block_bits, n_bits, first))
+    return _Slots.of(len(block_bits), n_bits, first).majority(block_bits)
 
 
 def embed_dwtdct(bgr: np.ndarray, bits: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -221,10 +242,13 @@ def detect_watermark(frames: Sequence[np.ndarray], payloads: Sequence[Payload] =
     matched = np.zeros(len(payloads), dtype=int)
     for frame in usable:
         agree = np.zeros(len(payloads), dtype=int)
-        for variant in VARIANTS:
-            block_bits, first = _block_bits(frame, variant, MAX_READ_PIXELS)
+        region, first = _read_region(frame, MAX_READ_PIXELS)
+        as_float = region.astype(np.float32)
+        reads = [_region_bits(region, variant, as_float) for variant in VARIANTS]
+        slots = [_Slots.of(len(reads[0]), len(p.bits), first) for p in payloads]
+        for block_bits in reads:
             for i, payload in enumerate(payloads):
-                bits = _majority(*_vote(block_bits, len(payload.bits), first))
+                bits = slots[i].majority(block_bits)
                 agree[i] = max(agree[i], int(np.sum(bits == payload.bits)))
         best = np.maximum(best, agree)
         matched += agree >= needed

@@ -12,7 +12,7 @@ import pytest
 import pywt
 
 from pipeline.synthetic.watermark import (KNOWN_PAYLOADS, MAX_READ_PIXELS, VARIANTS, Payload, WatermarkHit,
-    _block_bits, _haar_approx, bytes_to_bits, decode_dwtdct_bits, detect_watermark, embed_dwtdct,
+    _block_bits, _haar_approx, _u_band, bytes_to_bits, decode_dwtdct_bits, detect_watermark, embed_dwtdct,
     min_matching_bits)
 from samples.photos import package_photo
 
@@ -107,6 +107,24 @@ def test_haar_approximation_is_pywt_bit_for_bit():
         expected = pywt.dwt2(plane, "haar")[0]
         got = _haar_approx(plane)
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_every_decode_variant_reads_the_u_band_as_its_embedder_wrote_it(photos):
+    """Each variant's band is pywt's Haar band of the U plane of the pixels as that embedder was fed
+    them (channels swapped, float32), computed the plain way: the shortcuts (RGB2YUV on uint8, one
+    float conversion shared by a frame's two float reads) change no value."""
+    rng = np.random.default_rng(1)
+    frames = [photos["players.jpg"], rng.integers(0, 256, (300, 401, 3), dtype=np.uint8)]
+    for frame in frames:
+        as_float = frame.astype(np.float32)
+        for variant in VARIANTS:
+            fed = frame[..., ::-1] if variant.swap_rb else frame
+            fed = fed.astype(np.float32) if variant.float_yuv else fed
+            rows, cols = frame.shape[0] // 4 * 4, frame.shape[1] // 4 * 4
+            expected = pywt.dwt2(cv2.cvtColor(np.ascontiguousarray(fed), cv2.COLOR_BGR2YUV)[:rows, :cols, 1], "haar")[0]
+            for shared in (None, as_float):
+                got = _u_band(frame, variant, shared)
+                assert got.dtype == expected.dtype and np.array_equal(got, expected), variant
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
