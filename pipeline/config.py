@@ -33,8 +33,10 @@ class SamplingConfig(BaseModel):
         "threading's own work), and no decoder threads competing with the other workers.",
     )
     skip_loop_filter: bool = Field(
-        False, description="Skip the in-loop deblocking filter: ~25% faster decode, but blockier "
-        "frames lower embedding quality on compressed uploads.",
+        False, description="Skip the in-loop deblocking filter, on reference frames too (the decode drifts "
+        "from the encoder's pictures until the next keyframe): measured 9-20% less decode CPU on x264 "
+        "uploads, 0-16% on real clips, sampled frames 40-48 dB PSNR (median) from the filtered ones; "
+        "no threshold was measured on such frames.",
     )
     coarse_interval_s: float = Field(
         1.0, ge=0.0, le=10.0,
