@@ -115,6 +115,19 @@ def test_generator_watermark_without_label(tmp_path, homes, detector, embedder):
     assert result.verdict.action.value == "restrict"  # AI the uploader did not declare: the platform's default
 
 
+def test_watermark_in_the_last_seconds_of_a_phone_like_clip(tmp_path, homes, detector, embedder):
+    """A keyframe a second, as phones record, and a generated insert only in the last 3 of 13 seconds:
+    the keyframes read for the watermark span the whole clip, not its first 8 seconds."""
+    sdxl = next(p for p in KNOWN_PAYLOADS if p.name == "SDXL")
+    scenes = [Scene(_still("astronaut.png"), 10.0, "static"),
+              Scene(embed_dwtdct(_still("gdp.jpg"), sdxl.bits), 3.0, "static")]
+    path = encode_video(tmp_path / "insert.mp4", scenes, size=SIZE, fps=25, crf=18, gop=25)
+    result = _scan(homes["ai_if_labelled"], detector, embedder, path)
+    watermark = next(s for s in result.synthetic.signals if s.name == "watermark")
+    assert watermark.decisive and "SDXL" in watermark.detail, watermark.detail
+    assert result.synthetic.disclosure.embedded_mark
+
+
 @pytest.fixture(scope="module")
 def swapped(tmp_path_factory, detector):
     """Yao Ming's face (from the photo he was registered with) seamlessly cloned onto Grace

@@ -29,7 +29,8 @@ class SyntheticConfig(BaseModel):
         "moves the score half-way to its own value.")
     frames_kept: int = Field(
         8, ge=1, le=64, description="Frames kept, evenly over the video, for frame-level detectors "
-        "(watermark, image probe). More costs inference time linearly.")
+        "(image probe, on-screen text), and as many keyframes, spread over the video too, for the "
+        "watermark. More costs inference time linearly.")
     watermark: bool = Field(True, description="Look for the dwtDct watermark of open generators.")
 
 
@@ -88,6 +89,9 @@ class FrameCollector:
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []  # of `frames`, in seconds
         self.keyframes: list[np.ndarray] = []  # watermarks survive compression mostly in I-frames
+        self._keyframe_numbers: list[int] = []  # of `keyframes`, counted from the video's first keyframe
+        self._keyframes_seen = 0
+        self._keyframe_stride = 1
         self.face_signals = face_signals
 
     def offer(self, frame: Frame, faces: list[FaceObservation]) -> None:
@@ -102,9 +106,27 @@ class FrameCollector:
         if self._seen % self._stride == 0 and len(self.frames) < self._keep:
             self.frames.append(frame.image)
             self.times.append(frame.t_s)
-        if frame.keyframe and len(self.keyframes) < self._keep:
-            self.keyframes.append(frame.image)
+        if frame.keyframe:
+            self._keep_keyframe(frame)
         self._seen += 1
+
+    def _keep_keyframe(self, frame: Frame) -> None:
+        """Every `_keyframe_stride`-th keyframe; when `keep` are held, every other one is let go and the
+        stride doubles. So the keyframes kept span the whole video, however many it has (a phone
+        records one a second), and no more than `keep` images are held."""
+        number = self._keyframes_seen
+        self._keyframes_seen += 1
+        if number % self._keyframe_stride:
+            return
+        if len(self.keyframes) == self._keep:
+            self._keyframe_stride *= 2
+            held = [i for i, n in enumerate(self._keyframe_numbers) if n % self._keyframe_stride == 0]
+            self.keyframes = [self.keyframes[i] for i in held]
+            self._keyframe_numbers = [self._keyframe_numbers[i] for i in held]
+            if number % self._keyframe_stride:
+                return
+        self.keyframes.append(frame.image)
+        self._keyframe_numbers.append(number)
 
 
 class SyntheticAnalyzer:

@@ -85,6 +85,27 @@ def test_frames_not_analysed_still_reach_the_frame_detectors():
     assert [int(f[0, 0, 0]) for f in collector.frames] == [0, 1, 2, 3] and collector.times == [0.0, 0.5, 1.0, 1.5]
 
 
+def test_keyframes_kept_for_the_watermark_span_the_whole_video():
+    """A phone records a keyframe a second: the 8 kept must not all come from the first 8 seconds."""
+    def kept(keyframes: int) -> list[int]:
+        collector = FrameCollector(expected_frames=2 * keyframes, keep=8, face_signals=None)
+        for i in range(keyframes):
+            image = np.full((4, 4, 3), i, np.int32)  # its number, in its pixels
+            collector.keep(Frame(index=2 * i, t_s=float(i), image=image, reason="keyframe", keyframe=True))
+            collector.keep(Frame(index=2 * i + 1, t_s=i + 0.5, image=image, reason="interval"))
+        return [int(f[0, 0, 0]) for f in collector.keyframes]
+
+    assert kept(5) == [0, 1, 2, 3, 4]
+    assert kept(8) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert kept(9) == [0, 2, 4, 6, 8]
+    assert kept(40) == [0, 8, 16, 24, 32]
+    assert kept(600) == [0, 128, 256, 384, 512]  # a 10-minute phone recording
+    for n in range(1, 200):
+        spread = kept(n)
+        assert len(spread) <= 8 and spread[0] == 0 and spread == sorted(spread)
+        assert spread[-1] >= (n - 1) // 2, n  # the last kept lies in the second half
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, photo):
     """A static shot of Yao Ming among players, a pan over strangers, a zoom on Yao Ming."""
