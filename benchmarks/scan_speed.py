@@ -9,7 +9,9 @@ Uploads (built once from real footage and package photos, cached in ~/.cache/lik
 - slides: static 1920x1080 slides of text, one with a portrait photo (60 s);
 - animation: flat-coloured drawn cartoon frames with drawn faces, panned and zoomed (32 s);
 - uhd: 12 s of 3840x2160 pans and zooms over the group photos (4K);
-- long: a 10-minute 640x360 clip of package photos with pans, zooms and cuts.
+- long: a 10-minute 640x360 clip of package photos with pans, zooms and cuts;
+- short: the first 8 s of the same footage at 1920x1080, x264 at its defaults (one keyframe), as a
+  generator's clip is delivered: what a scan's fixed cost (the synthetic stage) weighs on it.
 
 And, as they were published (their own encoders and bitrates, which the uploads above, composed or
 re-encoded by x264 at 0.07-2.3 Mb/s, are not): every real clip of samples/footage.py (webcams,
@@ -69,9 +71,9 @@ def _scenes(photos: list[tuple[str, str]], seconds: float) -> list[Scene]:
 
 
 def reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], gop_s: float | None = None,
-                    repeats: int = 4) -> Path:
+                    repeats: int = 4, seconds: float | None = None) -> Path:
     """fer's woman2.mp4 (real footage of a woman talking to camera, 15.5 s) scaled to `size`, `repeats`
-    times over; `gop_s`: a keyframe exactly this often and none at cuts."""
+    times over, or its first `seconds`; `gop_s`: a keyframe exactly this often and none at cuts."""
     source = footage.clip("fer_woman2")
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
@@ -84,6 +86,8 @@ def reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], 
             options = {**options, "g": frames, "keyint_min": frames, "sc_threshold": "0"}
         stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", **options})
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        if seconds is not None:
+            pictures, repeats = pictures[:round(fps * seconds)], 1
         for picture in pictures * repeats:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
         out.mux(stream.encode(None))
@@ -150,6 +154,10 @@ def uhd(path: Path) -> Path:
     return encode_video(path, _scenes(photos, 12.0), size=(3840, 2160), fps=25, crf=23, preset="veryfast")
 
 
+def short(path: Path) -> Path:
+    return reencoded_woman(path, (1920, 1080), {"crf": "18"}, seconds=8.0)
+
+
 def long(path: Path) -> Path:
     return encode_video(path, _scenes(CROWD * 5, 600.0), size=(640, 360), fps=25, crf=23, preset="veryfast")
 
@@ -162,6 +170,7 @@ KINDS: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "animation": ("animation-1080p-32s.mp4", animation),
     "uhd": ("uhd-2160p-12s.mp4", uhd),
     "long": ("long-360p-600s.mp4", long),
+    "short": ("short-1080p-8s.mp4", short),
 }
 
 
