@@ -72,8 +72,8 @@ def _scenes(photos: list[tuple[str, str]], seconds: float) -> list[Scene]:
 
 def reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], gop_s: float | None = None,
                     repeats: int = 4, seconds: float | None = None) -> Path:
-    """fer's woman2.mp4 (real footage of a woman talking to camera, 15.5 s) scaled to `size`, `repeats`
-    times over, or its first `seconds`; `gop_s`: a keyframe exactly this often and none at cuts."""
+    """fer's woman2.mp4 (real footage of a woman talking to camera, 15.5 s), or its first `seconds`, scaled to
+    `size`, `repeats` times over; `gop_s`: a keyframe exactly this often and none at cuts."""
     source = footage.clip("fer_woman2")
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
@@ -87,7 +87,7 @@ def reencoded_woman(path: Path, size: tuple[int, int], options: dict[str, str], 
         stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast", **options})
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         if seconds is not None:
-            pictures, repeats = pictures[:round(fps * seconds)], 1
+            pictures = pictures[:round(fps * seconds)]
         for picture in pictures * repeats:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")))
         out.mux(stream.encode(None))
@@ -155,7 +155,7 @@ def uhd(path: Path) -> Path:
 
 
 def short(path: Path) -> Path:
-    return reencoded_woman(path, (1920, 1080), {"crf": "18"}, seconds=8.0)
+    return reencoded_woman(path, (1920, 1080), {"crf": "18"}, repeats=1, seconds=8.0)
 
 
 def long(path: Path) -> Path:
